@@ -1,0 +1,167 @@
+"""Config, cohort and experiment files: load, fill defaults, validate against the JSON schemas.
+
+The schemas in ``workflow/schemas/`` are the single source of truth: every key has a type, a
+default (or is required) and a description. Validation happens once; afterwards the returned
+dicts are only read.
+"""
+
+from __future__ import annotations
+
+import copy
+import difflib
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import yaml
+
+from mcsp.exceptions import ConfigError
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+SCHEMA_DIR = REPO_ROOT / "workflow" / "schemas"
+SCHEMAS = ("config", "cohort")
+
+
+def load_schema(name: str) -> dict[str, Any]:
+    """Return the JSON schema ``workflow/schemas/<name>.schema.yaml``."""
+    path = SCHEMA_DIR / f"{name}.schema.yaml"
+    if not path.is_file():
+        raise ConfigError(
+            f"{path}: schema not found. mcsp must be installed from its repository "
+            "(`pip install -e .`) so that workflow/schemas/ sits beside the package."
+        )
+    return yaml.safe_load(path.read_text())
+
+
+def load_yaml(path: str | Path) -> dict[str, Any]:
+    """Read a YAML mapping; a missing file or a YAML syntax error becomes a ConfigError."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"{path}: file not found. Check the path (relative to {Path.cwd()}).")
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as err:
+        raise ConfigError(f"{path}: not valid YAML ({err}). Fix the syntax at that line.") from err
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(
+            f"{path}: expected a mapping of keys to values at the top level, "
+            f"got {type(data).__name__}."
+        )
+    return data
+
+
+def validate(data: Mapping[str, Any] | None, schema: str, source: str) -> dict[str, Any]:
+    """Fill defaults into a copy of ``data`` and validate it against schema ``schema``.
+
+    Args:
+        data: the parsed file (not modified).
+        schema: schema name, one of ``SCHEMAS``.
+        source: file name (or other origin) used in error messages.
+
+    Returns:
+        A new dict with every defaulted key present.
+
+    Raises:
+        ConfigError: naming the file, the key, the problem and the fix, for the first problems.
+    """
+    schema_dict = load_schema(schema)
+    filled = copy.deepcopy(dict(data or {}))
+    _fill_defaults(filled, schema_dict)
+    validator = jsonschema.Draft202012Validator(schema_dict)
+    errors = sorted(validator.iter_errors(filled), key=lambda e: list(e.absolute_path))
+    if errors:
+        messages = [_describe(err, schema_dict) for err in errors[:5]]
+        more = f"\n  … and {len(errors) - 5} more problems" if len(errors) > 5 else ""
+        raise ConfigError(f"{source}: invalid {schema} file:\n  " + "\n  ".join(messages) + more)
+    return filled
+
+
+def load_config(path: str | Path) -> dict[str, Any]:
+    """Load and validate the workflow config (``config/config.yaml``)."""
+    return validate(load_yaml(path), "config", str(path))
+
+
+def load_cohort(path: str | Path) -> dict[str, Any]:
+    """Load and validate one cohort file (``config/cohorts/NAME.yaml``)."""
+    cohort = validate(load_yaml(path), "cohort", str(path))
+    if Path(path).suffix in (".yaml", ".yml") and Path(path).stem != cohort["name"]:
+        raise ConfigError(
+            f"{path}: key 'name' is {cohort['name']!r} but the file is named "
+            f"{Path(path).name!r}. Rename the file to {cohort['name']}.yaml or change 'name'."
+        )
+    return cohort
+
+
+def cohort_path(config: Mapping[str, Any], name: str) -> Path:
+    """Path of cohort ``name``'s file under the config's ``cohorts_dir``."""
+    return Path(config["cohorts_dir"]) / f"{name}.yaml"
+
+
+def iter_properties(schema: Mapping[str, Any], prefix: str = "") -> Iterator[tuple[str, dict]]:
+    """Yield ``(dotted key, subschema)`` for every key a schema declares, nested ones included.
+
+    Keys under a free-form mapping (``additionalProperties`` with a schema) appear as ``<name>``.
+    """
+    for key, sub in schema.get("properties", {}).items():
+        dotted = f"{prefix}{key}"
+        yield dotted, sub
+        yield from iter_properties(sub, dotted + ".")
+        extra = sub.get("additionalProperties")
+        if isinstance(extra, dict):
+            yield from iter_properties(extra, dotted + ".<name>.")
+
+
+def _fill_defaults(instance: dict[str, Any], schema: Mapping[str, Any]) -> None:
+    for key, sub in schema.get("properties", {}).items():
+        if key not in instance and "default" in sub:
+            instance[key] = copy.deepcopy(sub["default"])
+        if isinstance(instance.get(key), dict):
+            _fill_defaults(instance[key], sub)
+            extra = sub.get("additionalProperties")
+            if isinstance(extra, dict):
+                for value in instance[key].values():
+                    if isinstance(value, dict):
+                        _fill_defaults(value, extra)
+
+
+def _subschema(schema: Mapping[str, Any], path: list[Any]) -> Mapping[str, Any]:
+    node = schema
+    for part in path:
+        props = node.get("properties", {})
+        if part in props:
+            node = props[part]
+        elif isinstance(node.get("additionalProperties"), dict):
+            node = node["additionalProperties"]
+        elif isinstance(node.get("items"), dict):
+            node = node["items"]
+        else:
+            return {}
+    return node
+
+
+def _describe(err: jsonschema.ValidationError, schema: Mapping[str, Any]) -> str:
+    path = list(err.absolute_path)
+    where = ".".join(str(p) for p in path) or "(top level)"
+    if err.validator == "additionalProperties":
+        valid = sorted(err.schema.get("properties", {}))
+        unknown = sorted(set(err.instance) - set(valid))
+        parts = []
+        for key in unknown:
+            full = ".".join([*(str(p) for p in path), key])
+            close = difflib.get_close_matches(key, valid, n=1, cutoff=0.6)
+            parent = "".join(f"{p}." for p in path)
+            hint = f"did you mean '{parent}{close[0]}'?" if close else f"valid keys: {', '.join(valid)}"
+            parts.append(f"unknown key '{full}': {hint}")
+        return "; ".join(parts)
+    if err.validator == "required":
+        missing = err.message.split("'")[1] if "'" in err.message else err.message
+        sub = _subschema(schema, [*path, missing])
+        desc = sub.get("description", "")
+        return f"missing required key '{'.'.join([*map(str, path), missing])}' ({desc})"
+    sub = _subschema(schema, path)
+    desc = sub.get("description", "")
+    hint = f" Expected: {desc}" if desc else ""
+    return f"key '{where}': {err.message}.{hint}"

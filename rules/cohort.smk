@@ -1,0 +1,24 @@
+# Cohort inventory: every subject x session x modality x run with its file, site, labels, status.
+
+
+checkpoint cohort_inventory:
+    input:
+        bids=bids_root,
+        cohort_file=lambda wc: cohort_path(CONFIG, wc.cohort),
+    output:
+        tsv=report(
+            f"{RESULTS}/{{cohort}}/inventory.tsv",
+            caption="../workflow/report/inventory.rst",
+            category="Cohorts",
+        ),
+        summary=f"{RESULTS}/{{cohort}}/inventory.txt",
+    log:
+        f"{RESULTS}/logs/{{cohort}}/inventory.log",
+    conda:
+        "../workflow/envs/mcsp.yaml"
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=30,
+    script:
+        "../workflow/scripts/cohort_inventory.py"

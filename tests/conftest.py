@@ -1,0 +1,83 @@
+"""Shared fixtures: repository paths, a tiny synthetic cohort, and workflow run helpers."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parent.parent
+BIN = Path(sys.executable).parent
+SHARED_DATA = REPO.parent / "shared" / "data"
+
+# A tiny synthetic cohort: enough subjects for every kind (fMRI only, EEG only, two sessions).
+TINY_SYNTH = {
+    "subjects": 10,
+    "seed": 7,
+    "eeg_duration_s": 12,
+    "fmri_volumes": 40,
+    "fmri_voxel_size_mm": 6,
+    "threads": 1,
+}
+
+
+def tool(name: str) -> str:
+    """Path of a console script installed beside the running Python (the project's venv)."""
+    path = BIN / name
+    return str(path) if path.exists() else name
+
+
+def run(cmd: list[str], cwd: Path, timeout: int, **kwargs) -> subprocess.CompletedProcess:
+    """Run a command under a hard kill time-out; output captured as text."""
+    return subprocess.run(
+        ["timeout", "-s", "KILL", str(timeout), *cmd],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PATH": f"{BIN}:{os.environ.get('PATH', '')}"},
+        **kwargs,
+    )
+
+
+def write_workflow_config(root: Path, **synth) -> Path:
+    """Lay out config/ for a workflow run inside ``root`` on a tiny synthetic cohort."""
+    shutil.copytree(REPO / "config", root / "config", dirs_exist_ok=True)
+    config = yaml.safe_load((root / "config" / "config.yaml").read_text())
+    config["synth"].update({**TINY_SYNTH, **synth})
+    for key in ("cohorts_dir", "results_dir", "work_dir"):
+        config[key] = str(root / config[key])
+    config["synth"]["out"] = str(root / "resources" / "synthetic")
+    cohort_file = root / "config" / "cohorts" / "synthetic.yaml"
+    cohort = yaml.safe_load(cohort_file.read_text())
+    cohort["bids_root"] = config["synth"]["out"]
+    cohort_file.write_text(yaml.safe_dump(cohort))
+    path = root / "config" / "config.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+@pytest.fixture(scope="session")
+def tiny_cohort(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny synthetic BIDS cohort, generated once per test session (read only)."""
+    from mcsp.synth import generate_cohort
+
+    out = tmp_path_factory.mktemp("synth") / "bids"
+    params = {k: v for k, v in TINY_SYNTH.items() if k not in ("subjects", "seed", "threads")}
+    generate_cohort(out, TINY_SYNTH["subjects"], TINY_SYNTH["seed"], n_jobs=2, **params)
+    return out
+
+
+def slurm_up() -> bool:
+    """True when a SLURM controller answers; CI (MCSP_REQUIRE_SLURM=1) insists on one."""
+    if shutil.which("sinfo") is not None:
+        probe = subprocess.run(["sinfo", "-h"], capture_output=True, timeout=30)
+        if probe.returncode == 0:
+            return True
+    if os.environ.get("MCSP_REQUIRE_SLURM") == "1":
+        pytest.fail("MCSP_REQUIRE_SLURM=1 but no SLURM controller answers: run .ci/slurm-up.sh")
+    return False

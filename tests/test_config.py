@@ -1,0 +1,125 @@
+"""Config and cohort schemas: every key typed, defaulted and described; clear errors."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from mcsp.config import (
+    SCHEMAS,
+    iter_properties,
+    load_cohort,
+    load_config,
+    load_schema,
+    validate,
+)
+from mcsp.exceptions import ConfigError
+
+from .conftest import REPO
+
+
+def _required_keys(schema: dict, prefix: str = "") -> set[str]:
+    out = {f"{prefix}{key}" for key in schema.get("required", [])}
+    for key, sub in schema.get("properties", {}).items():
+        out |= _required_keys(sub, f"{prefix}{key}.")
+        extra = sub.get("additionalProperties")
+        if isinstance(extra, dict):
+            out |= _required_keys(extra, f"{prefix}{key}.<name>.")
+    return out
+
+
+@pytest.mark.parametrize("name", SCHEMAS)
+def test_every_key_typed_defaulted_described(name: str) -> None:
+    schema = load_schema(name)
+    required = _required_keys(schema)
+    keys = list(iter_properties(schema))
+    assert len(keys) > 5
+    for key, sub in keys:
+        assert sub.get("description", "").strip(), f"{name}: key {key} has no description"
+        assert "type" in sub or "enum" in sub, f"{name}: key {key} has no type"
+        if key not in required:
+            assert "default" in sub, f"{name}: key {key} is neither required nor defaulted"
+
+
+@pytest.mark.parametrize("name", SCHEMAS)
+def test_defaults_are_valid(name: str) -> None:
+    minimal = {"name": "x", "bids_root": "bids"} if name == "cohort" else {}
+    filled = validate(minimal, name, "minimal")
+    for key, sub in iter_properties(load_schema(name)):
+        if "default" in sub and "<name>" not in key and "properties" not in sub:
+            node = filled
+            for part in key.split("."):
+                node = node[part]
+            assert node == sub["default"], key
+
+
+def test_repository_configs_are_valid() -> None:
+    config = load_config(REPO / "config" / "config.yaml")
+    for path in sorted((REPO / "config" / "cohorts").glob("*.yaml")):
+        load_cohort(path)
+    assert config["cohorts"] == ["synthetic"]
+
+
+def test_synth_defaults_match_the_generator() -> None:
+    from mcsp.synth import DEFAULT_EFFECTS
+
+    effects = load_schema("config")["properties"]["synth"]["properties"]["effects"]["properties"]
+    assert {k: v["default"] for k, v in effects.items()} == DEFAULT_EFFECTS
+
+
+def test_validate_does_not_modify_its_input() -> None:
+    data = {"synth": {"subjects": 3}}
+    validate(data, "config", "x")
+    assert data == {"synth": {"subjects": 3}}
+
+
+@pytest.mark.parametrize(
+    ("data", "expected"),
+    [
+        ({"synth": {"subject": 3}}, "unknown key 'synth.subject': did you mean 'synth.subjects'?"),
+        ({"cohort": ["a"]}, "did you mean 'cohorts'?"),
+        ({"synth": {"subjects": "ten"}}, "key 'synth.subjects': 'ten' is not of type 'integer'"),
+        ({"synth": {"effects": {"fmri_fc": -1}}}, "key 'synth.effects.fmri_fc'"),
+        ({"cohorts": ["bad-name"]}, "does not match"),
+        ({"synth": {"zzzz": 1}}, "valid keys: activate, eeg_duration_s, effects"),
+    ],
+)
+def test_config_errors_name_the_key_and_fix(data: dict, expected: str) -> None:
+    with pytest.raises(ConfigError) as err:
+        validate(data, "config", "my/config.yaml")
+    assert str(err.value).startswith("my/config.yaml: invalid config file")
+    assert expected in str(err.value)
+
+
+def test_cohort_errors(tmp_path: Path) -> None:
+    path = tmp_path / "abc.yaml"
+    path.write_text(
+        yaml.safe_dump({"name": "abc", "labels": {"ASD": {"colum": "dx", "mapping": {"a": 1}}}})
+    )
+    with pytest.raises(ConfigError) as err:
+        load_cohort(path)
+    text = str(err.value)
+    assert "missing required key 'bids_root'" in text
+    assert "did you mean 'labels.ASD.column'?" in text
+
+
+def test_cohort_name_must_match_file(tmp_path: Path) -> None:
+    path = tmp_path / "abc.yaml"
+    path.write_text(yaml.safe_dump({"name": "other", "bids_root": "x"}))
+    with pytest.raises(ConfigError, match="Rename the file to other.yaml"):
+        load_cohort(path)
+
+
+def test_unreadable_yaml_and_missing_file(tmp_path: Path) -> None:
+    bad = tmp_path / "config.yaml"
+    bad.write_text("synth: [1, 2\n")
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        load_config(bad)
+    with pytest.raises(ConfigError, match="file not found"):
+        load_config(tmp_path / "missing.yaml")
+    listing = tmp_path / "list.yaml"
+    listing.write_text("- 1\n- 2\n")
+    with pytest.raises(ConfigError, match="expected a mapping"):
+        load_config(listing)
