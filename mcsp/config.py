@@ -153,7 +153,11 @@ def _describe(err: jsonschema.ValidationError, schema: Mapping[str, Any]) -> str
             full = ".".join([*(str(p) for p in path), key])
             close = difflib.get_close_matches(key, valid, n=1, cutoff=0.6)
             parent = "".join(f"{p}." for p in path)
-            hint = f"did you mean '{parent}{close[0]}'?" if close else f"valid keys: {', '.join(valid)}"
+            hint = (
+                f"did you mean '{parent}{close[0]}'?"
+                if close
+                else f"valid keys: {', '.join(valid)}"
+            )
             parts.append(f"unknown key '{full}': {hint}")
         return "; ".join(parts)
     if err.validator == "required":

@@ -40,7 +40,9 @@ def test_failing_job_is_reported_not_hung(cluster: None, tmp_path: Path) -> None
     cohort = tmp_path / "config" / "cohorts" / "synthetic.yaml"
     empty = tmp_path / "empty_bids"
     empty.mkdir()
-    cohort.write_text(cohort.read_text().replace(str(tmp_path / "resources" / "synthetic"), str(empty)))
+    cohort.write_text(
+        cohort.read_text().replace(str(tmp_path / "resources" / "synthetic"), str(empty))
+    )
     result = run(
         [tool("snakemake"), "--profile", "slurm", "--configfile", str(config)],
         cwd=REPO,
