@@ -12,7 +12,7 @@ from .conftest import REPO, run, tool, write_workflow_config
 
 
 def test_dry_run_from_repository_root() -> None:
-    result = run([tool("snakemake"), "-n", "--quiet", "rules"], cwd=REPO, timeout=300)
+    result = run([tool("snakemake"), "-n", "--forceall", "--quiet", "rules"], cwd=REPO, timeout=300)
     assert result.returncode == 0, result.stdout + result.stderr
     out = result.stdout + result.stderr
     assert "synth" in out and "cohort_inventory" in out

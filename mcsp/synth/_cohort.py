@@ -43,7 +43,7 @@ log = logging.getLogger(__name__)
 GENERATOR = "mcsp.synth"
 GROUND_TRUTH = Path("code") / "ground_truth.json"
 ROI_LABELS = Path("code") / "roi_labels.nii.gz"
-FMRIPREP_VERSION = "23.2.1"
+FMRIPREP_VERSION = "25.2.7"  # the release pinned in containers/fmriprep.yaml
 FMRI_MINUTES = 0  # fMRI starts each session, EEG follows (see _eeg.eeg_minutes)
 
 
