@@ -276,7 +276,13 @@ def _compcor(data: np.ndarray, basis: np.ndarray, n_components: int) -> tuple[np
         series -= basis @ np.linalg.lstsq(basis, series, rcond=None)[0]
     std = series.std(axis=0)
     series /= np.where(std > 0, std, 1.0)
-    u, s, _ = np.linalg.svd(series, full_matrices=False)
+    # Left singular vectors from the small (T, T) Gram matrix: LAPACK's SVD of the tall (T, V)
+    # matrix fails to converge on a few runs; eigh does not. Signs fixed for determinism.
+    eigvals, eigvecs = np.linalg.eigh(series @ series.T)
+    order = np.argsort(eigvals)[::-1]
+    u = eigvecs[:, order]
+    u *= np.where(u[np.abs(u).argmax(axis=0), np.arange(u.shape[1])] < 0, -1.0, 1.0)
+    s = np.sqrt(np.clip(eigvals[order], 0, None))
     explained = s**2 / np.sum(s**2)
     meta = [
         {
