@@ -229,10 +229,13 @@ def build_inventory(cohort: Mapping[str, Any]) -> Inventory:
     return Inventory(name, table, str(root))
 
 
-def check_cohort(cohort_file: str | Path, out: str | Path | None = None) -> Inventory:
+def check_cohort(
+    cohort_file: str | Path, out: str | Path | None = None, *, strict: bool = False
+) -> Inventory:
     """Load a cohort file, build its inventory, write the TSV and a ``.txt`` summary beside it.
 
     ``out`` defaults to ``results/NAME/inventory.tsv`` (relative to the working directory).
+    With ``strict``, any excluded recording raises CohortError once the table is written.
     """
     from mcsp.config import load_cohort
 
@@ -240,6 +243,14 @@ def check_cohort(cohort_file: str | Path, out: str | Path | None = None) -> Inve
     out = Path(out) if out is not None else Path("results") / inventory.cohort / "inventory.tsv"
     inventory.write(out)
     out.with_suffix(".txt").write_text(inventory.summary() + "\n")
+    excluded = inventory.table[inventory.table["status"] == "excluded"]
+    if strict and len(excluded):
+        first = excluded.iloc[0]
+        raise CohortError(
+            f"{cohort_file}: strict mode and {len(excluded)} recording(s) excluded, e.g. "
+            f"sub-{first['subject']} {first['modality']} {first['path'] or ''}: {first['reason']}. "
+            f"See {out}; fix the data or set strict: false to record exclusions and go on."
+        )
     return inventory
 
 

@@ -34,7 +34,7 @@ def _synth(args: argparse.Namespace) -> None:
 def _cohort_check(args: argparse.Namespace) -> None:
     from mcsp.bids import check_cohort
 
-    inventory = check_cohort(args.cohort_file, args.out)
+    inventory = check_cohort(args.cohort_file, args.out, strict=args.strict)
     print(inventory.summary())
 
 
@@ -74,6 +74,7 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument(
         "--out", type=Path, default=None, help="inventory TSV (default results/NAME/inventory.tsv)"
     )
+    check.add_argument("--strict", action="store_true", help="fail when any recording is excluded")
     check.set_defaults(func=_cohort_check)
 
     config = sub.add_parser("config", help="config commands")

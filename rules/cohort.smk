@@ -20,5 +20,7 @@ checkpoint cohort_inventory:
     resources:
         mem_mb=2000,
         runtime=30,
+    params:
+        strict=CONFIG["strict"],
     script:
         "../workflow/scripts/cohort_inventory.py"

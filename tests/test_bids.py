@@ -662,3 +662,14 @@ def test_check_cohort_writes_table_and_summary(dataset: Path, tmp_path: Path) ->
     inventory = check_cohort(cohort_file, out)
     assert read_inventory(out).table.equals(inventory.table)
     assert out.with_suffix(".txt").read_text() == inventory.summary() + "\n"
+
+
+def test_check_cohort_strict_fails_on_exclusions(dataset: Path, tmp_path: Path) -> None:
+    add_fmri(dataset, "03", data=b"", preproc=b"")
+    cohort_file = tmp_path / "cohorts" / "tiny.yaml"
+    write(cohort_file, yaml.safe_dump(cohort_for(dataset)))
+    out = tmp_path / "results" / "tiny" / "inventory.tsv"
+    assert len(check_cohort(cohort_file, out).subjects()) == 2
+    with pytest.raises(CohortError, match="strict mode and 1 recording") as err:
+        check_cohort(cohort_file, out, strict=True)
+    assert "sub-03" in str(err.value) and out.is_file()

@@ -6,5 +6,9 @@ from mcsp.bids import check_cohort
 from mcsp.logs import log_to
 
 with log_to(snakemake.log[0]):  # noqa: F821
-    inventory = check_cohort(snakemake.input.cohort_file, snakemake.output.tsv)  # noqa: F821
+    inventory = check_cohort(
+        snakemake.input.cohort_file,  # noqa: F821
+        snakemake.output.tsv,  # noqa: F821
+        strict=snakemake.params.strict,  # noqa: F821
+    )
     logging.info("\n%s", inventory.summary())
