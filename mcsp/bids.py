@@ -46,7 +46,7 @@ TAIL_COLUMNS = ["status", "reason"]
 EMPTY_FILE = "empty file (0 bytes) — placeholder?"
 NA_VALUES = ["n/a", "N/A", "NaN", "nan", ""]
 # Entities fMRIPrep adds to (or drops from) the raw BOLD name of its preprocessed BOLD.
-_DERIVATIVE_ONLY = frozenset({"space", "res", "den", "desc", "echo"})
+_DERIVATIVE_ONLY = frozenset({"space", "res", "den", "desc", "cohort", "echo"})
 _NAMES = {"fmri": "fMRI", "eeg": "EEG"}
 _SEVERITY = {"warning": 1, "excluded": 2}
 _DESCRIPTIONS = {
@@ -418,7 +418,7 @@ def _layout(root: Path, derivatives: Path | None, extensions: Iterable[str]) -> 
 # --- one recording -------------------------------------------------------------------------------
 
 
-def _parse_name(name: str) -> tuple[dict[str, str], str, str]:
+def parse_name(name: str) -> tuple[dict[str, str], str, str]:
     """BIDS file name -> (entities, suffix, extension), e.g. {'sub': '01'}, 'bold', '.nii.gz'."""
     stem, dot, ext = name.partition(".")
     parts = stem.split("_")
@@ -426,7 +426,7 @@ def _parse_name(name: str) -> tuple[dict[str, str], str, str]:
     return entities, parts[-1], dot + ext
 
 
-def _file_problem(path: Path) -> str | None:
+def file_problem(path: Path) -> str | None:
     """Why a data file cannot be used, judged from its size only; None when it can."""
     try:
         size = path.stat().st_size
@@ -482,14 +482,14 @@ class _Sidecars:
 
     def resolve(self, data: Path, suffix: str) -> tuple[Path | None, dict[str, Any], list[str]]:
         """(nearest valid sidecar, merged metadata, invalid sidecars) for a data file."""
-        entities = _parse_name(data.name)[0]
+        entities = parse_name(data.name)[0]
         folders = [self.root]
         for part in data.parent.relative_to(self.root).parts:
             folders.append(folders[-1] / part)
         candidates = []
         for depth, folder in enumerate(folders):
             for name in self._jsons(folder):
-                ents, sfx, ext = _parse_name(name)
+                ents, sfx, ext = parse_name(name)
                 if sfx == suffix and ext == ".json" and ents.items() <= entities.items():
                     candidates.append((depth, len(ents), folder / name))
         nearest, metadata, invalid = None, {}, []
@@ -504,7 +504,7 @@ class _Sidecars:
 
 
 def _record(path: Path, modality: str) -> dict[str, Any]:
-    entities = _parse_name(path.name)[0]
+    entities = parse_name(path.name)[0]
     return {
         "subject": entities.get("sub", ""),
         "session": entities.get("ses", ""),
@@ -533,7 +533,7 @@ def _data_files(
         scope="raw", datatype=datatype, suffix=suffix, extension=extensions, return_type="filename"
     ):
         path = Path(f)
-        by_task[_parse_name(path.name)[0].get("task", "")].append(path)
+        by_task[parse_name(path.name)[0].get("task", "")].append(path)
     return {task: sorted(paths) for task, paths in by_task.items()}
 
 
@@ -548,14 +548,15 @@ def _preproc_bold(layout: Any, space: str) -> dict[tuple, list[Path]]:
         extension=[".nii.gz", ".nii"],
         return_type="filename",
     ):
-        entities = _parse_name(Path(f).name)[0]
-        found[_raw_key(entities)].append(Path(f))
+        entities = parse_name(Path(f).name)[0]
+        found[raw_key(entities)].append(Path(f))
     for paths in found.values():  # prefer the file without a res-/den- entity, then by name
         paths.sort(key=lambda p: ("_res-" in p.name or "_den-" in p.name, p.name))
     return found
 
 
-def _raw_key(entities: Mapping[str, str]) -> tuple:
+def raw_key(entities: Mapping[str, str]) -> tuple:
+    """Entities shared by a raw run and its fMRIPrep outputs (space, res, desc… dropped)."""
     return tuple(sorted((k, v) for k, v in entities.items() if k not in _DERIVATIVE_ONLY))
 
 
@@ -564,10 +565,10 @@ def _fmri_record(
 ) -> dict[str, Any]:
     record = _record(path, "fmri")
     problems = record["problems"]
-    found = fmriprep.preproc.get(_raw_key(_parse_name(path.name)[0]))
-    if problem := _file_problem(path):
+    found = fmriprep.preproc.get(raw_key(parse_name(path.name)[0]))
+    if problem := file_problem(path):
         # With precomputed derivatives the raw BOLD is not read (DataLad trees often lack it).
-        usable = fmriprep.precomputed and found and not _file_problem(found[0])
+        usable = fmriprep.precomputed and found and not file_problem(found[0])
         problems.append(("warning" if usable else "excluded", f"raw BOLD: {problem}"))
     nearest, metadata, invalid = sidecars.resolve(path, "bold")
     record["sidecar"] = str(nearest or "")
@@ -576,7 +577,7 @@ def _fmri_record(
     if found:
         derivative = found[0]
         record["derivative"] = str(derivative)
-        if problem := _file_problem(derivative):
+        if problem := file_problem(derivative):
             problems.append(("excluded", f"fMRIPrep BOLD {derivative.name}: {problem}"))
         if not _positive(repetition_time):
             json_path = derivative.parent / (derivative.name.partition(".")[0] + ".json")
@@ -612,11 +613,11 @@ def _fmri_record(
 def _eeg_record(path: Path, root: Path, sidecars: _Sidecars) -> dict[str, Any]:
     record = _record(path, "eeg")
     problems = record["problems"]
-    if problem := _file_problem(path):
+    if problem := file_problem(path):
         problems.append(("excluded", problem))
     elif path.suffix == ".vhdr":
         data = path.with_suffix(".eeg")
-        if problem := _file_problem(data):
+        if problem := file_problem(data):
             problems.append(("excluded", f"BrainVision data {data.name}: {problem}"))
     nearest, metadata, invalid = sidecars.resolve(path, "eeg")
     record["sidecar"] = str(nearest or "")
@@ -635,7 +636,7 @@ def _mark_duplicates(records: list[dict[str, Any]], extensions: list[str]) -> No
     """
 
     def rank(record: dict[str, Any]) -> tuple[int, str]:
-        ext = _parse_name(Path(record["path"]).name)[2]
+        ext = parse_name(Path(record["path"]).name)[2]
         return (extensions.index(ext) if ext in extensions else len(extensions), record["path"])
 
     first: dict[tuple, str] = {}

@@ -31,6 +31,7 @@ from typing import Any
 
 import yaml
 
+from mcsp.bids import file_problem, parse_name, raw_key
 from mcsp.config import REPO_ROOT
 from mcsp.exceptions import ConfigError
 
@@ -261,8 +262,8 @@ def check_precomputed(
             )
             if not found:
                 problems.append(f"missing {func / name}")
-            elif problem := _file_problem(found[0]):
-                problems.append(f"{found[0]} {problem}")
+            elif problem := file_problem(found[0]):
+                problems.append(f"{found[0]}: {problem}")
     if not problems:
         return None
     more = f" (and {len(problems) - 1} more missing or unusable files)" if len(problems) > 1 else ""
@@ -409,20 +410,6 @@ def _abs(path: str | Path) -> str:
     return os.path.abspath(os.path.expanduser(str(path)))
 
 
-def _parse(name: str) -> tuple[dict[str, str], str, str]:
-    """BIDS file name -> (entities, suffix, extension)."""
-    stem, dot, ext = name.partition(".")
-    parts = stem.split("_")
-    entities = dict(p.split("-", 1) for p in parts[:-1] if "-" in p)
-    return entities, parts[-1], dot + ext
-
-
-def _key(entities: Mapping[str, str]) -> tuple[tuple[str, str], ...]:
-    """Entities shared by a raw run and its fMRIPrep outputs."""
-    derived = {"space", "res", "den", "desc", "cohort", "echo"}
-    return tuple(sorted((k, v) for k, v in entities.items() if k not in derived))
-
-
 def _raw_bold_runs(subject_dir: Path, tasks: Sequence[str]) -> list[tuple[Path, str, tuple]]:
     """``(func dir relative to the BIDS root, stem without echo/_bold, key)`` per BOLD run."""
     runs: dict[tuple, tuple[Path, str, tuple]] = {}
@@ -433,12 +420,12 @@ def _raw_bold_runs(subject_dir: Path, tasks: Sequence[str]) -> list[tuple[Path, 
         for path in sorted(func.iterdir()):
             if not path.name.endswith(_RAW_BOLD) or not path.name.startswith("sub-"):
                 continue
-            entities = _parse(path.name)[0]
+            entities = parse_name(path.name)[0]
             if entities.get("task") not in tasks:
                 continue
             stem = path.name.partition(".")[0].removesuffix("_bold")
             stem = "_".join(p for p in stem.split("_") if not p.startswith("echo-"))
-            key = _key(entities)
+            key = raw_key(entities)
             runs.setdefault(key, (func.relative_to(subject_dir.parent), stem, key))
     return list(runs.values())
 
@@ -448,19 +435,9 @@ def _derivative_files(func: Path) -> dict[Path, tuple[tuple, dict[str, str], str
         return {}
     out = {}
     for path in func.iterdir():
-        entities, suffix, ext = _parse(path.name)
-        out[path] = (_key(entities), entities, suffix, ext)
+        entities, suffix, ext = parse_name(path.name)
+        out[path] = (raw_key(entities), entities, suffix, ext)
     return out
-
-
-def _file_problem(path: Path) -> str | None:
-    if path.is_symlink() and not path.exists():
-        return "is a broken link (annexed but not fetched? run `datalad get` on it)"
-    if not path.is_file():
-        return "is not a file"
-    if path.stat().st_size == 0:
-        return "is empty (0 bytes)"
-    return None
 
 
 def _resolution(spaces: Sequence[str], space: str) -> str | None:

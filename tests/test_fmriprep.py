@@ -432,7 +432,7 @@ def test_precomputed_empty_and_broken_files(tree: dict) -> None:
     func = tree["deriv"] / "sub-02" / "func"
     confounds = func / "sub-02_task-rest_desc-confounds_timeseries.tsv"
     confounds.write_bytes(b"")
-    assert "is empty (0 bytes)" in check_precomputed(tree["cohort"], "sub-02")
+    assert "empty file (0 bytes)" in check_precomputed(tree["cohort"], "sub-02")
     confounds.unlink()
     confounds.symlink_to(tree["bids"] / ".git" / "annex" / "objects" / "nothing")
     assert "datalad get" in check_precomputed(tree["cohort"], "sub-02")
