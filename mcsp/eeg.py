@@ -1,0 +1,767 @@
+"""Resting-state EEG preprocessing: a BIDS recording in, a clean recording on common channels out.
+
+Steps, in order (each one switchable in ``settings``; see ``DEFAULTS``): read with MNE-BIDS, channel
+positions (electrodes.tsv or a configured MNE montage), channel renaming to the common set (aliases,
+and for caps with numbered electrodes such as EGI's GSN-HydroCel, nearest-position mapping), notch
+at the sidecar's PowerLineFrequency and its harmonics, band-pass, resampling, bad-channel detection
+and interpolation, average reference, ICA with automatic labelling of eye and muscle components
+(mne-icalabel's ICLabel, or EOG correlation), bad-segment rejection recorded as ``BAD_segment``
+annotations, and harmonisation to the common channel set (missing channels interpolated within a
+limit). Every step is recorded in the result's sidecar.
+
+Data-quality failures (too many bad channels, too many missing common channels, too little clean
+data left) do not raise: the result carries an exclusion reason, shown in its QC row. Input that a
+person must fix (unreadable file, no channel positions, a sampling rate that contradicts the
+sidecar, bad settings) raises an ``EegError`` naming the file, the problem and the fix.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import difflib
+import json
+import re
+import warnings
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import mne
+import mne_bids
+import numpy as np
+
+from mcsp.exceptions import ConfigError, McspError
+
+# Named common channel sets (10-20 names, MNE spelling).
+CHANNEL_SETS: dict[str, list[str]] = {
+    "1020_19": [
+        "Fp1", "Fp2", "F7", "F3", "Fz", "F4", "F8", "T7", "C3", "Cz",
+        "C4", "T8", "P7", "P3", "Pz", "P4", "P8", "O1", "O2",
+    ],
+}  # fmt: skip
+
+# Old 10-20 names and their 10-10 equivalents (matched case-insensitively).
+DEFAULT_ALIASES: dict[str, str] = {"T3": "T7", "T4": "T8", "T5": "P7", "T6": "P8"}
+
+# Template giving the reference positions of common channels (nearest-position mapping and the
+# interpolation of missing channels). colin27 replaces the deprecated standard_1005 in MNE >= 1.13.
+TEMPLATE_MONTAGE = "colin27_1005"
+
+DEFAULTS: dict[str, Any] = {
+    # MNE montage name used when the recording has no channel positions (no electrodes.tsv), e.g.
+    # "biosemi64"; None: positions must come from the recording.
+    "montage": None,
+    # Regex of channel names mapped to the common set by nearest position (EGI's E1..E257).
+    "position_map_pattern": r"^E\d+$",
+    # Largest distance (mm, on the recording's head sphere) between a numbered electrode and the
+    # template position of the common channel it is mapped to.
+    "position_map_max_mm": 20.0,
+    # Notch at the sidecar's PowerLineFrequency and its harmonics below Nyquist and the low-pass
+    # stop band; False: no notch.
+    "notch": True,
+    # Band-pass edges (Hz); None switches that edge off.
+    "l_freq": 1.0,
+    "h_freq": 45.0,
+    # Target sampling rate (Hz); None keeps the recorded rate.
+    "resample_sfreq": 256.0,
+    # Bad-channel detection: "robust" (flat, robust z of log amplitude, neighbour correlation),
+    # "pyprep" (pyprep.NoisyChannels, all criteria without RANSAC), or None.
+    "bad_channels": "robust",
+    # A channel is flat below this standard deviation (µV) after filtering.
+    "flat_uv": 0.5,
+    # |robust z| of a channel's log robust amplitude (1.4826 x MAD, blind to sparse blinks) above
+    # which it is noisy (or dead). High because electrodes next to the eyes are legitimately larger.
+    "bad_z": 7.0,
+    # A channel whose mean correlation with its 3 best-correlated channels is below this is noisy.
+    "min_neighbour_corr": 0.4,
+    # Most bad channels allowed (int: count, float < 1: fraction of EEG channels); more excludes.
+    "max_bad_channels": 0.2,
+    # Interpolate bad channels (spherical splines) instead of dropping them.
+    "interpolate_bads": True,
+    # Re-reference to the average of all EEG channels.
+    "average_reference": True,
+    # ICA artefact removal: on/off, algorithm ("picard" runs extended-infomax-like picard, or
+    # "fastica"), most components (capped by the data rank), seed.
+    "ica": True,
+    "ica_method": "picard",
+    "ica_n_components": 20,
+    "ica_random_state": 97,
+    # Component labelling: "iclabel" (mne-icalabel; "eog" when it is not installed) or "eog".
+    "ica_labeler": "iclabel",
+    # ICLabel classes removed, and the least probability for removal (0.5: the predicted class).
+    "ica_reject_labels": ["eye blink", "muscle artifact"],
+    "ica_label_threshold": 0.5,
+    # EOG fallback: |z| of the component/EOG correlation; channels used when no EOG channel exists.
+    "ica_eog_threshold": 3.0,
+    "ica_eog_proxy": ["Fp1", "Fp2"],
+    # Bad segments: "autoreject" (autoreject's global peak-to-peak threshold), "amplitude"
+    # (fixed peak-to-peak limit reject_uv), or None; on fixed-length epochs of segment_s seconds.
+    "segment_rejection": "autoreject",
+    "segment_s": 1.0,
+    "reject_uv": 150.0,
+    # Least clean data (s) left after rejection; less excludes the recording.
+    "min_clean_s": 30.0,
+    # Most missing common channels interpolated from positions (int count or float fraction).
+    "max_interpolated": 0.25,
+}
+
+EXCLUDED = "excluded"
+
+
+class EegError(McspError):
+    """A recording or the EEG settings cannot be used; names the file, the problem and the fix."""
+
+    def __init__(self, file: str | Path, problem: str, fix: str) -> None:
+        self.file, self.problem, self.fix = str(file), problem, fix
+        super().__init__(f"{file}: {problem} Fix: {fix}")
+
+
+class EegExclusion(EegError):
+    """The recording's data quality is too poor to keep it; the cohort goes on without it."""
+
+
+@dataclass
+class EegResult:
+    """A preprocessed recording: clean Raw on the common channel set (None when excluded)."""
+
+    source: str
+    raw: mne.io.BaseRaw | None
+    sidecar: dict
+    ica: mne.preprocessing.ICA | None = None
+    psd_before: mne.time_frequency.Spectrum | None = None
+    raw_full: mne.io.BaseRaw | None = field(default=None, repr=False)
+
+    @property
+    def exclusion(self) -> str | None:
+        """Why the recording was excluded, or None."""
+        return self.sidecar.get("exclusion")
+
+
+def check_settings(settings: Mapping | None) -> dict:
+    """DEFAULTS updated by ``settings``; unknown keys raise ConfigError with a suggestion."""
+    settings = dict(settings or {})
+    for key in settings:
+        if key not in DEFAULTS:
+            close = difflib.get_close_matches(key, DEFAULTS, n=1)
+            hint = f" Did you mean {close[0]!r}?" if close else ""
+            raise ConfigError(
+                f"EEG settings: unknown key {key!r}.{hint} Known keys: {', '.join(DEFAULTS)}."
+            )
+    merged = {**DEFAULTS, **settings}
+    choices = {
+        "bad_channels": ("robust", "pyprep", None),
+        "ica_method": ("picard", "fastica"),
+        "ica_labeler": ("iclabel", "eog"),
+        "segment_rejection": ("autoreject", "amplitude", None),
+    }
+    for key, allowed in choices.items():
+        if merged[key] not in allowed:
+            raise ConfigError(f"EEG settings: {key} must be one of {allowed}, got {merged[key]!r}.")
+    return merged
+
+
+def _limit(limit: int | float, n: int) -> int:
+    """A count from an int count or a float fraction of ``n``."""
+    if isinstance(limit, float) and limit < 1:
+        return int(np.floor(limit * n))
+    return int(limit)
+
+
+def read_recording(bids_path: mne_bids.BIDSPath | str | Path) -> tuple[mne.io.BaseRaw, dict]:
+    """Read a BIDS EEG recording (any format MNE-BIDS reads) and its ``_eeg.json`` sidecar."""
+    if not isinstance(bids_path, mne_bids.BIDSPath):
+        if not Path(bids_path).is_file():
+            raise EegError(bids_path, "the file does not exist.", "check the path.")
+        try:
+            bids_path = mne_bids.get_bids_path_from_fname(bids_path)
+            if bids_path.subject is None:
+                raise ValueError("no sub-<label> entity")
+        except Exception as err:
+            raise EegError(
+                bids_path,
+                f"not a BIDS file name ({err}).",
+                "pass a BIDS EEG file such as sub-01_task-rest_eeg.vhdr inside a BIDS folder.",
+            ) from err
+    fpath = bids_path.fpath
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            raw = mne_bids.read_raw_bids(bids_path, verbose=False)
+            raw.load_data(verbose=False)
+    except Exception as err:
+        raise EegError(
+            fpath,
+            f"cannot read the recording ({type(err).__name__}: {err}).",
+            "check the file is complete and in a BIDS EEG format (BrainVision, EDF, BDF, EEGLAB);"
+            " for BrainVision the .vhdr, .vmrk and .eeg must name each other.",
+        ) from err
+    sidecar_path = bids_path.copy().update(suffix="eeg", extension=".json")
+    try:
+        meta = json.loads(Path(sidecar_path.fpath).read_text())
+    except (OSError, ValueError):
+        meta = {}
+    declared = meta.get("SamplingFrequency")
+    if declared is not None and not np.isclose(float(declared), raw.info["sfreq"], rtol=1e-3):
+        raise EegError(
+            fpath,
+            f"the data are sampled at {raw.info['sfreq']:g} Hz but the sidecar's"
+            f" SamplingFrequency says {declared:g} Hz.",
+            f"correct SamplingFrequency in {Path(sidecar_path.fpath).name} or re-export the data.",
+        )
+    return raw, meta
+
+
+def _sphere(xyz: np.ndarray) -> tuple[np.ndarray, float]:
+    """Centre and radius of the least-squares sphere through points ``xyz`` (n, 3)."""
+    design = np.column_stack([2 * xyz, np.ones(len(xyz))])
+    sol, *_ = np.linalg.lstsq(design, (xyz**2).sum(axis=1), rcond=None)
+    centre = sol[:3]
+    return centre, float(np.sqrt(sol[3] + centre @ centre))
+
+
+def _eeg_positions(raw: mne.io.BaseRaw) -> dict[str, np.ndarray]:
+    """Head-frame positions of EEG channels that have one."""
+    out = {}
+    for ch, kind in zip(raw.info["chs"], raw.get_channel_types(), strict=True):
+        if kind != "eeg":
+            continue
+        loc = ch["loc"][:3]
+        if np.all(np.isfinite(loc)) and np.linalg.norm(loc) > 0:
+            out[ch["ch_name"]] = loc.copy()
+    return out
+
+
+def _template_positions(names: list[str]) -> dict[str, np.ndarray]:
+    """Head-frame positions of ``names`` in TEMPLATE_MONTAGE."""
+    montage = mne.channels.make_standard_montage(TEMPLATE_MONTAGE)
+    lookup = {n.lower(): n for n in montage.ch_names}
+    missing = [n for n in names if n.lower() not in lookup]
+    if missing:
+        raise ConfigError(
+            f"EEG common channels {missing} are not in the {TEMPLATE_MONTAGE} montage."
+        )
+    info = mne.create_info([lookup[n.lower()] for n in names], 100.0, "eeg")
+    info.set_montage(montage, verbose=False)
+    return {n: ch["loc"][:3].copy() for n, ch in zip(names, info["chs"], strict=True)}
+
+
+def _on_head(raw: mne.io.BaseRaw, names: list[str]) -> dict[str, np.ndarray]:
+    """Template positions of ``names`` moved onto the recording's fitted head sphere."""
+    own = _eeg_positions(raw)
+    centre, radius = _sphere(np.array(list(own.values())))
+    template = _template_positions(names)
+    t_centre, _ = _sphere(np.array(list(_template_positions(CHANNEL_SETS["1020_19"]).values())))
+    out = {}
+    for name, pos in template.items():
+        direction = pos - t_centre
+        out[name] = centre + radius * direction / np.linalg.norm(direction)
+    return out
+
+
+def map_channel_names(
+    raw: mne.io.BaseRaw,
+    common_channels: list[str],
+    aliases: Mapping[str, str],
+    *,
+    pattern: str | None = DEFAULTS["position_map_pattern"],
+    max_mm: float = DEFAULTS["position_map_max_mm"],
+) -> dict[str, str]:
+    """Rename channels (in place) to the common set's spelling; return {old: new}.
+
+    Names match case-insensitively, ``aliases`` map old names (T3) to common ones (T7). Channels
+    whose name matches ``pattern`` (EGI's numbered E1..E257) take the name of the common channel
+    whose template position (TEMPLATE_MONTAGE, on the recording's fitted head sphere) is nearest,
+    if within ``max_mm``: the usual way EGI caps are harmonised to 10-20 names.
+    """
+    wanted = {name.lower(): name for name in common_channels}
+    alias = {k.lower(): v for k, v in aliases.items()}
+    mapping: dict[str, str] = {}
+    for name in raw.ch_names:
+        target = alias.get(name.lower(), name)
+        target = wanted.get(target.lower(), target)
+        if target != name and target not in raw.ch_names:
+            mapping[name] = target
+    present = {mapping.get(n, n) for n in raw.ch_names}
+    todo = [n for n in common_channels if n not in present]
+    own = _eeg_positions(raw)
+    numbered = {n: p for n, p in own.items() if pattern and re.match(pattern, n)}
+    if todo and numbered:
+        targets = _on_head(raw, todo)
+        names = list(numbered)
+        xyz = np.array([numbered[n] for n in names])
+        taken: set[str] = set()
+        for name in todo:
+            dist = np.linalg.norm(xyz - targets[name], axis=1) * 1000
+            for index in np.argsort(dist):
+                if dist[index] > max_mm:
+                    break
+                if names[index] not in taken:
+                    mapping[names[index]] = name
+                    taken.add(names[index])
+                    break
+    if mapping:
+        raw.rename_channels(mapping, verbose=False)
+    return mapping
+
+
+def harmonise(
+    raw: mne.io.BaseRaw,
+    common_channels: list[str],
+    aliases: Mapping[str, str] = DEFAULT_ALIASES,
+    max_interpolated: int | float = DEFAULTS["max_interpolated"],
+    *,
+    pattern: str | None = DEFAULTS["position_map_pattern"],
+    max_mm: float = DEFAULTS["position_map_max_mm"],
+) -> tuple[mne.io.BaseRaw, dict]:
+    """A copy of ``raw`` holding exactly ``common_channels`` (in that order), and what was done.
+
+    Channels are mapped by name (see ``map_channel_names``); missing common channels are added at
+    their template positions and interpolated (spherical splines) when there are at most
+    ``max_interpolated`` of them (int count, or float fraction of the set); more raise
+    ``EegExclusion``. Needs channel positions.
+    """
+    raw = raw.copy()
+    source = raw.filenames[0] if raw.filenames and raw.filenames[0] else "<raw>"
+    if not _eeg_positions(raw):
+        raise EegError(
+            source,
+            "no EEG channel has a position, so channels cannot be mapped or interpolated.",
+            "add electrodes.tsv to the BIDS folder or set the EEG 'montage' setting.",
+        )
+    mapping = map_channel_names(raw, common_channels, aliases, pattern=pattern, max_mm=max_mm)
+    missing = [n for n in common_channels if n not in raw.ch_names]
+    limit = _limit(max_interpolated, len(common_channels))
+    if len(missing) > limit:
+        raise EegExclusion(
+            source,
+            f"{len(missing)} of {len(common_channels)} common channels are missing"
+            f" ({', '.join(missing)}); at most {limit} may be interpolated.",
+            "use a smaller common channel set, add aliases for differently named channels, or"
+            " raise max_interpolated.",
+        )
+    if missing:
+        positions = _on_head(raw, missing)
+        sfreq = raw.info["sfreq"]
+        info = mne.create_info(missing, sfreq, "eeg")
+        extra = mne.io.RawArray(np.zeros((len(missing), raw.n_times)), info, verbose=False)
+        for ch in extra.info["chs"]:
+            ch["loc"][:3] = positions[ch["ch_name"]]
+        with _quiet_ctx():
+            extra.set_meas_date(raw.info["meas_date"])
+            raw.add_channels([extra], force_update_info=True)
+        raw.info["bads"] = sorted(set(raw.info["bads"]) | set(missing))
+        with _quiet_ctx():
+            raw.interpolate_bads(reset_bads=True, verbose=False)
+    raw.pick(common_channels)
+    raw.info["bads"] = []
+    return raw, {"renamed": mapping, "interpolated": missing}
+
+
+class _quiet_ctx:
+    """``with _quiet_ctx():`` silences Python warnings from MNE and its friends."""
+
+    def __enter__(self) -> None:
+        self._ctx = warnings.catch_warnings()
+        self._ctx.__enter__()
+        warnings.simplefilter("ignore")
+
+    def __exit__(self, *exc) -> None:
+        self._ctx.__exit__(*exc)
+
+
+def find_bad_channels(raw: mne.io.BaseRaw, settings: Mapping) -> dict[str, list[str]]:
+    """Bad EEG channels by kind: ``flat`` and ``noisy`` (robust), or pyprep's lists."""
+    picks = mne.pick_types(raw.info, eeg=True, exclude=[])
+    names = [raw.ch_names[i] for i in picks]
+    if settings["bad_channels"] == "pyprep":
+        from pyprep import NoisyChannels
+
+        eeg = raw.copy().pick(names)
+        with _quiet_ctx():
+            finder = NoisyChannels(eeg, random_state=settings["ica_random_state"])
+            finder.find_all_bads(ransac=False)
+        bads = finder.get_bads(as_dict=True)
+        flat = sorted(set(bads["bad_by_flat"]) | set(bads["bad_by_nan"]))
+        noisy = sorted(set(finder.get_bads()) - set(flat))
+        return {"flat": flat, "noisy": noisy}
+    data = raw.get_data(picks=picks) * 1e6
+    amplitude = 1.4826 * np.median(np.abs(data - np.median(data, axis=1, keepdims=True)), axis=1)
+    flat = data.std(axis=1) < settings["flat_uv"]
+    log_amp = np.log(np.where(flat, np.nan, amplitude))
+    median = np.nanmedian(log_amp)
+    mad = 1.4826 * np.nanmedian(np.abs(log_amp - median))
+    z = np.nan_to_num((log_amp - median) / max(mad, 1e-12))
+    good = ~flat
+    corr = np.zeros(len(names))
+    if good.sum() > 3:
+        c = np.corrcoef(data[good])
+        np.fill_diagonal(c, np.nan)
+        corr[good] = np.nanmean(np.sort(np.nan_to_num(c, nan=-1.0), axis=1)[:, -3:], axis=1)
+    noisy = good & ((np.abs(z) > settings["bad_z"]) | (corr < settings["min_neighbour_corr"]))
+    return {
+        "flat": [n for n, f in zip(names, flat, strict=True) if f],
+        "noisy": [n for n, f in zip(names, noisy, strict=True) if f],
+    }
+
+
+def _run_ica(raw: mne.io.BaseRaw, settings: Mapping, log: dict) -> mne.preprocessing.ICA:
+    """Fit ICA, label components, remove artefact components from ``raw`` in place."""
+    rank = mne.compute_rank(raw, rank=None, verbose=False)["eeg"]
+    n_components = int(min(settings["ica_n_components"], rank))
+    fit_params = {"ortho": False, "extended": True} if settings["ica_method"] == "picard" else None
+    ica = mne.preprocessing.ICA(
+        n_components=n_components,
+        method=settings["ica_method"],
+        fit_params=fit_params,
+        max_iter="auto",
+        random_state=settings["ica_random_state"],
+        verbose=False,
+    )
+    with _quiet_ctx():
+        ica.fit(raw, picks="eeg", reject_by_annotation=True, verbose=False)
+    labeler = settings["ica_labeler"]
+    excluded: list[dict] = []
+    if labeler == "iclabel":
+        try:
+            from mne_icalabel import label_components
+        except ImportError:
+            labeler = "eog"
+    if labeler == "iclabel":
+        with _quiet_ctx():
+            labels = label_components(raw, ica, method="iclabel")
+        for index, (label, proba) in enumerate(
+            zip(labels["labels"], labels["y_pred_proba"], strict=True)
+        ):
+            if label in settings["ica_reject_labels"] and proba >= settings["ica_label_threshold"]:
+                excluded.append({"index": index, "label": label, "probability": float(proba)})
+    else:
+        eog = [raw.ch_names[i] for i in mne.pick_types(raw.info, eeg=False, eog=True)]
+        proxies = eog or [c for c in settings["ica_eog_proxy"] if c in raw.ch_names]
+        if proxies:
+            with _quiet_ctx():
+                indices, scores = ica.find_bads_eog(
+                    raw, ch_name=proxies, threshold=settings["ica_eog_threshold"], verbose=False
+                )
+            excluded = [{"index": int(i), "label": "eog", "probability": None} for i in indices]
+            log["eog_channels"] = proxies
+    ica.exclude = [c["index"] for c in excluded]
+    ica.apply(raw, verbose=False)
+    log.update(
+        {
+            "method": settings["ica_method"],
+            "n_components": n_components,
+            "labeler": labeler,
+            "excluded": excluded,
+        }
+    )
+    return ica
+
+
+def _reject_segments(raw: mne.io.BaseRaw, settings: Mapping, log: dict) -> None:
+    """Annotate fixed-length segments over the peak-to-peak threshold as BAD_segment."""
+    length = settings["segment_s"]
+    epochs = mne.make_fixed_length_epochs(raw, duration=length, preload=True, verbose=False)
+    epochs.pick("eeg")
+    if settings["segment_rejection"] == "autoreject":
+        from autoreject import get_rejection_threshold
+
+        with _quiet_ctx():
+            threshold = get_rejection_threshold(
+                epochs, ch_types="eeg", random_state=settings["ica_random_state"], verbose=False
+            )["eeg"]
+    else:
+        threshold = settings["reject_uv"] * 1e-6
+    data = epochs.get_data()
+    ptp = data.max(axis=2) - data.min(axis=2)
+    bad = np.flatnonzero((ptp > threshold).any(axis=1))
+    onsets = epochs.events[bad, 0] / raw.info["sfreq"] - raw.first_time
+    if len(bad):
+        raw.annotations.append(onsets, [length] * len(bad), ["BAD_segment"] * len(bad))
+    log.update(
+        {
+            "method": settings["segment_rejection"],
+            "segment_s": length,
+            "threshold_uv": float(threshold * 1e6),
+            "n_segments": len(epochs),
+            "n_bad": len(bad),
+        }
+    )
+
+
+def _bad_duration(raw: mne.io.BaseRaw) -> float:
+    """Seconds covered by BAD annotations (overlaps counted once)."""
+    mask = np.zeros(raw.n_times, bool)
+    for ann in raw.annotations:
+        if ann["description"].upper().startswith("BAD"):
+            start = raw.time_as_index(ann["onset"] - raw.first_time)[0]
+            stop = start + int(round(ann["duration"] * raw.info["sfreq"]))
+            mask[max(start, 0) : stop] = True
+    return float(mask.sum() / raw.info["sfreq"])
+
+
+def _set_positions(raw: mne.io.BaseRaw, settings: Mapping, source: str, log: dict) -> None:
+    """Keep electrodes.tsv positions, or apply the configured montage; none at all raises."""
+    if _eeg_positions(raw):
+        log["positions"] = "recording (electrodes.tsv)"
+        return
+    if settings["montage"] is None:
+        raise EegError(
+            source,
+            "no EEG channel has a position (no electrodes.tsv).",
+            "add electrodes.tsv and coordsystem.json to the BIDS folder, or set the EEG"
+            " 'montage' setting to the cap's MNE montage name (e.g. 'biosemi64').",
+        )
+    try:
+        with _quiet_ctx():
+            raw.set_montage(settings["montage"], match_case=False, on_missing="warn", verbose=False)
+    except ValueError as err:
+        raise EegError(
+            source,
+            f"cannot apply montage {settings['montage']!r} ({err}).",
+            f"use one of {', '.join(mne.channels.get_builtin_montages())}.",
+        ) from err
+    log["positions"] = f"montage {settings['montage']}"
+
+
+def _versions() -> dict[str, str]:
+    out = {"mne": mne.__version__, "mne_bids": mne_bids.__version__}
+    for module in ("mne_icalabel", "autoreject", "pyprep", "picard"):
+        with contextlib.suppress(ImportError, AttributeError):
+            out[module] = __import__(module).__version__
+    return out
+
+
+def preprocess_recording(
+    bids_path_or_file: mne_bids.BIDSPath | str | Path,
+    settings: Mapping | None = None,
+    *,
+    common_channels: list[str] = CHANNEL_SETS["1020_19"],
+    aliases: Mapping[str, str] = DEFAULT_ALIASES,
+) -> EegResult:
+    """Preprocess one resting EEG recording (see the module docstring and ``DEFAULTS``).
+
+    Returns an ``EegResult`` whose ``raw`` is the clean recording on ``common_channels`` with
+    BAD_segment annotations, or None with ``sidecar["exclusion"]`` set when data quality is too
+    poor. Raises ``EegError`` for input a person must fix, ``ConfigError`` for bad settings.
+    """
+    settings = check_settings(settings)
+    raw, meta = read_recording(bids_path_or_file)
+    source = str(raw.filenames[0])
+    steps: list[dict] = []
+    sidecar: dict[str, Any] = {
+        "source": source,
+        "exclusion": None,
+        "sfreq_recorded": raw.info["sfreq"],
+        "duration_s": float(raw.times[-1] + 1 / raw.info["sfreq"]),
+        "steps": steps,
+        "settings": settings,
+        "versions": _versions(),
+    }
+    result = EegResult(source=source, raw=None, sidecar=sidecar)
+    log: dict[str, Any] = {"step": "positions"}
+    _set_positions(raw, settings, source, log)
+    steps.append(log)
+    mapping = map_channel_names(
+        raw,
+        common_channels,
+        aliases,
+        pattern=settings["position_map_pattern"],
+        max_mm=settings["position_map_max_mm"],
+    )
+    steps.append({"step": "rename", "mapping": mapping})
+    n_eeg = len(mne.pick_types(raw.info, eeg=True, exclude=[]))
+    with _quiet_ctx():
+        result.psd_before = raw.compute_psd(
+            fmax=min(raw.info["sfreq"] / 2, 100.0), picks="eeg", exclude=[], verbose=False
+        )
+    h_freq = settings["h_freq"]
+    line = meta.get("PowerLineFrequency", raw.info["line_freq"])
+    if settings["notch"] and isinstance(line, int | float) and line > 0:
+        stop = raw.info["sfreq"] / 2
+        if h_freq is not None:
+            stop = min(stop, h_freq + min(max(0.25 * h_freq, 2.0), stop - h_freq))
+        freqs = np.arange(line, stop, line)
+        if len(freqs):
+            raw.notch_filter(freqs, picks=["eeg", "eog"], verbose=False)
+        steps.append({"step": "notch", "line_freq": float(line), "freqs": freqs.tolist()})
+    if settings["l_freq"] is not None or h_freq is not None:
+        raw.filter(settings["l_freq"], h_freq, picks=["eeg", "eog"], verbose=False)
+        steps.append({"step": "bandpass", "l_freq": settings["l_freq"], "h_freq": h_freq})
+    if settings["resample_sfreq"] and raw.info["sfreq"] != settings["resample_sfreq"]:
+        raw.resample(settings["resample_sfreq"], verbose=False)
+        steps.append({"step": "resample", "sfreq": settings["resample_sfreq"]})
+    bads = {"flat": [], "noisy": []}
+    if settings["bad_channels"]:
+        bads = find_bad_channels(raw, settings)
+        all_bads = bads["flat"] + bads["noisy"]
+        raw.info["bads"] = sorted(set(raw.info["bads"]) | set(all_bads))
+        steps.append({"step": "bad_channels", "method": settings["bad_channels"], **bads})
+    sidecar["bad_channels"] = bads
+    limit = _limit(settings["max_bad_channels"], n_eeg)
+    n_bad = len(mne.pick_types(raw.info, eeg=True, exclude="bads"))
+    n_bad = n_eeg - n_bad
+    if n_bad > limit:
+        sidecar["exclusion"] = f"too many bad channels ({n_bad} of {n_eeg}; limit {limit})"
+        return result
+    interpolated = [b for b in raw.info["bads"] if b in raw.ch_names]
+    if interpolated and settings["interpolate_bads"]:
+        with _quiet_ctx():
+            raw.interpolate_bads(reset_bads=True, verbose=False)
+        steps.append({"step": "interpolate_bads", "channels": interpolated})
+    elif interpolated:
+        raw.drop_channels(interpolated)
+        steps.append({"step": "drop_bads", "channels": interpolated})
+    if settings["average_reference"]:
+        raw.set_eeg_reference("average", projection=False, verbose=False)
+        steps.append({"step": "average_reference"})
+    if settings["ica"]:
+        log = {"step": "ica"}
+        result.ica = _run_ica(raw, settings, log)
+        steps.append(log)
+        sidecar["ica"] = log
+    if settings["segment_rejection"]:
+        log = {"step": "segment_rejection"}
+        _reject_segments(raw, settings, log)
+        steps.append(log)
+    total = raw.times[-1] + 1 / raw.info["sfreq"]
+    clean = total - _bad_duration(raw)
+    sidecar.update(
+        {
+            "clean_duration_s": float(clean),
+            "percent_kept": float(100 * clean / total),
+            "sfreq": raw.info["sfreq"],
+        }
+    )
+    result.raw_full = raw
+    if clean < settings["min_clean_s"]:
+        sidecar["exclusion"] = (
+            f"too little clean data ({clean:.1f} s; at least {settings['min_clean_s']:g} s needed)"
+        )
+        return result
+    try:
+        result.raw, harmonised = harmonise(
+            raw,
+            common_channels,
+            aliases,
+            settings["max_interpolated"],
+            pattern=settings["position_map_pattern"],
+            max_mm=settings["position_map_max_mm"],
+        )
+    except EegExclusion as err:
+        sidecar["exclusion"] = err.problem
+        return result
+    steps.append({"step": "harmonise", **harmonised})
+    sidecar.update(
+        {
+            "channels": list(common_channels),
+            "interpolated_common": harmonised["interpolated"],
+        }
+    )
+    return result
+
+
+def write_clean(result: EegResult, out_fif: str | Path, out_json: str | Path) -> list[Path]:
+    """Write the JSON sidecar and, unless excluded, the clean FIF (``…_desc-clean_eeg.fif``)."""
+    out_fif, out_json = Path(out_fif), Path(out_json)
+    written = []
+    if result.raw is not None and result.exclusion is None:
+        out_fif.parent.mkdir(parents=True, exist_ok=True)
+        result.raw.save(out_fif, overwrite=True, verbose=False)
+        written.append(out_fif)
+    out_json.parent.mkdir(parents=True, exist_ok=True)
+    out_json.write_text(json.dumps(result.sidecar, indent=2, default=_jsonable) + "\n")
+    written.append(out_json)
+    return written
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    return str(value)
+
+
+def qc_row(result: EegResult) -> dict[str, Any]:
+    """One row of the cohort EEG QC table."""
+    sidecar = result.sidecar
+    entities = mne_bids.get_entities_from_fname(Path(result.source).name)
+    bads = sidecar.get("bad_channels", {"flat": [], "noisy": []})
+    ica = sidecar.get("ica", {})
+    excluded = ica.get("excluded", [])
+    return {
+        "subject": entities.get("subject"),
+        "session": entities.get("session"),
+        "task": entities.get("task"),
+        "run": entities.get("run"),
+        "source": result.source,
+        "sfreq": sidecar.get("sfreq"),
+        "duration_s": sidecar.get("duration_s"),
+        "clean_duration_s": sidecar.get("clean_duration_s"),
+        "percent_kept": sidecar.get("percent_kept"),
+        "n_bad_channels": len(bads["flat"]) + len(bads["noisy"]),
+        "bad_channels": ";".join(bads["flat"] + bads["noisy"]),
+        "n_ica_removed": len(excluded),
+        "ica_removed_labels": ";".join(c["label"] for c in excluded),
+        "n_interpolated_common": len(sidecar.get("interpolated_common", [])),
+        "excluded": sidecar.get("exclusion") is not None,
+        "exclusion_reason": sidecar.get("exclusion") or "",
+    }
+
+
+def make_report(result: EegResult, out_html: str | Path) -> Path:
+    """A per-recording ``mne.Report``: PSD before/after, bad channels, ICA components."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    title = Path(result.source).name
+    report = mne.Report(title=f"EEG preprocessing: {title}", verbose=False)
+    row = qc_row(result)
+    html = "".join(f"<tr><th>{k}</th><td>{v}</td></tr>" for k, v in row.items())
+    report.add_html(f"<table>{html}</table>", title="Summary", section="QC")
+    fig, ax = plt.subplots(figsize=(7, 3.5))
+    for label, spectrum in (("before", result.psd_before), ("after", _psd(result))):
+        if spectrum is None:
+            continue
+        psd = spectrum.get_data().mean(axis=0) * 1e12
+        ax.semilogy(spectrum.freqs, psd, label=label)
+    ax.set(xlabel="Frequency (Hz)", ylabel="Mean PSD (µV²/Hz)")
+    ax.legend()
+    report.add_figure(fig, title="PSD before / after", section="QC")
+    plt.close(fig)
+    bads = result.sidecar.get("bad_channels", {})
+    report.add_html(
+        "<p>" + "<br>".join(f"{k}: {', '.join(v) or 'none'}" for k, v in bads.items()) + "</p>",
+        title="Bad channels",
+        section="QC",
+    )
+    if result.ica is not None:
+        removed = result.sidecar.get("ica", {}).get("excluded", [])
+        names = {c["index"]: f"IC{c['index']:02d} {c['label']}" for c in removed}
+        with _quiet_ctx():
+            figs = result.ica.plot_components(
+                picks=range(min(result.ica.n_components_, 20)), show=False, verbose=False
+            )
+        for fig in figs if isinstance(figs, list) else [figs]:
+            report.add_figure(fig, title="ICA components", section="ICA")
+            plt.close(fig)
+        report.add_html(
+            "<p>Removed: " + (", ".join(names.values()) or "none") + "</p>",
+            title="ICA removed",
+            section="ICA",
+        )
+    out_html = Path(out_html)
+    out_html.parent.mkdir(parents=True, exist_ok=True)
+    report.save(out_html, overwrite=True, open_browser=False, verbose=False)
+    return out_html
+
+
+def _psd(result: EegResult) -> mne.time_frequency.Spectrum | None:
+    raw = result.raw_full if result.raw_full is not None else result.raw
+    if raw is None:
+        return None
+    with _quiet_ctx():
+        return raw.compute_psd(fmax=min(raw.info["sfreq"] / 2, 100.0), picks="eeg", verbose=False)

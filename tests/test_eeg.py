@@ -1,0 +1,391 @@
+"""EEG preprocessing on a small synthetic cohort: each step's effect, harmonisation, bad input, and
+the planted ADHD theta/beta effect surviving preprocessing."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sys
+import warnings
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+import mne
+import numpy as np
+import pandas as pd
+import pytest
+
+from mcsp.eeg import (
+    CHANNEL_SETS,
+    DEFAULTS,
+    EegError,
+    EegExclusion,
+    EegResult,
+    harmonise,
+    make_report,
+    preprocess_recording,
+    qc_row,
+    write_clean,
+)
+from mcsp.exceptions import ConfigError, McspError
+
+COMMON = CHANNEL_SETS["1020_19"]
+SETTINGS = {"min_clean_s": 5.0}  # recordings here are 12 s
+FAST = {**SETTINGS, "ica": False, "segment_rejection": None}
+# 16 subjects, seed 2: 3 ADHD and 7 controls with EEG on all three sites, and planted bad channels.
+# The effect (log theta/beta ADHD - control, eyes open) was ~1 (t > 2.5) for seeds 1-5.
+COHORT = {"n_subjects": 16, "seed": 2}
+
+
+def _run(path: str) -> EegResult:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return preprocess_recording(path, SETTINGS, common_channels=COMMON, aliases={})
+
+
+@pytest.fixture(scope="module")
+def cohort(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from mcsp.synth import generate_cohort
+
+    out = tmp_path_factory.mktemp("eeg") / "bids"
+    generate_cohort(
+        out, eeg_duration_s=12, fmri_volumes=20, fmri_voxel_size_mm=8, n_jobs=2, **COHORT
+    )
+    return out
+
+
+@pytest.fixture(scope="module")
+def truth(cohort: Path) -> dict:
+    return json.loads((cohort / "code" / "ground_truth.json").read_text())
+
+
+@pytest.fixture(scope="module")
+def participants(cohort: Path) -> pd.DataFrame:
+    return pd.read_csv(cohort / "participants.tsv", sep="\t").set_index("participant_id")
+
+
+def _vhdr(cohort: Path, subject: str, task: str, session: str = "1") -> str:
+    return str(
+        cohort
+        / subject
+        / f"ses-{session}"
+        / "eeg"
+        / f"{subject}_ses-{session}_task-{task}_eeg.vhdr"
+    )
+
+
+def _has_eeg(cohort: Path, subject: str) -> bool:
+    return Path(_vhdr(cohort, subject, "eyesopen")).exists()
+
+
+@pytest.fixture(scope="module")
+def results(cohort: Path, truth: dict, participants: pd.DataFrame) -> dict[str, EegResult]:
+    """Default preprocessing of every eyes-open ADHD/control recording and the planted bads."""
+    groups = participants[participants.diagnosis.isin(["ADHD", "control"])].index
+    paths = [_vhdr(cohort, s, "eyesopen") for s in groups if _has_eeg(cohort, s)]
+    for bad in truth["bad_channels"]:
+        paths.append(_vhdr(cohort, bad["participant_id"], bad["task"], bad["session"]))
+    paths = list(dict.fromkeys(paths))
+    with ProcessPoolExecutor(2) as pool:
+        return dict(zip(paths, pool.map(_run, paths), strict=True))
+
+
+def _site(participants: pd.DataFrame, path: str) -> str:
+    return participants.loc[Path(path).name.split("_")[0], "site"]
+
+
+def _by_site(results: dict, participants: pd.DataFrame, site: str) -> EegResult:
+    return next(r for p, r in results.items() if _site(participants, p) == site)
+
+
+def _band(raw: mne.io.BaseRaw, fmin: float, fmax: float, **kwargs) -> np.ndarray:
+    spectrum = raw.compute_psd(fmin=1, fmax=min(100, raw.info["sfreq"] / 2), **kwargs)
+    freqs = spectrum.freqs
+    return spectrum.get_data()[:, (freqs >= fmin) & (freqs < fmax)].mean(axis=1)
+
+
+# ---------------------------------------------------------------------------- steps
+
+
+def test_every_recording_kept_at_256_hz(results: dict) -> None:
+    for result in results.values():
+        assert result.exclusion is None, result.exclusion
+        assert result.raw.info["sfreq"] == 256.0
+        assert result.raw.ch_names == COMMON
+        assert result.sidecar["percent_kept"] > 80
+
+
+@pytest.mark.parametrize("site, line", [("siteA", 50.0), ("siteC", 60.0)])
+def test_line_noise_peak_removed(results: dict, participants: pd.DataFrame, site, line) -> None:
+    result = _by_site(results, participants, site)
+    notch = next(s for s in result.sidecar["steps"] if s["step"] == "notch")
+    # Harmonics are notched below the low-pass stop band (45 + 11.25 Hz); above it the low-pass
+    # removes them.
+    assert notch["freqs"] == ([line] if line < 56.25 else [])
+    before = result.psd_before
+    freqs = before.freqs
+    peak = before.get_data()[:, np.abs(freqs - line) < 0.5].mean()
+    near = before.get_data()[:, (np.abs(freqs - line) > 2) & (np.abs(freqs - line) < 5)].mean()
+    assert peak > 5 * near  # the planted mains peak is there before
+    after = result.raw_full.compute_psd(fmin=line - 5, fmax=line + 5, verbose=False)
+    data, freqs = after.get_data(), after.freqs
+    at_line = data[:, np.abs(freqs - line) < 0.5].mean()
+    assert at_line < 1e-2 * peak
+    assert at_line < data[:, freqs < line - 2].mean()  # no peak left
+
+
+def test_planted_bad_channel_found_and_interpolated(results: dict, cohort: Path, truth) -> None:
+    assert truth["bad_channels"], "the cohort should plant at least one bad channel"
+    for bad in truth["bad_channels"]:
+        result = results[_vhdr(cohort, bad["participant_id"], bad["task"], bad["session"])]
+        found = result.sidecar["bad_channels"]
+        assert found[bad["kind"]] == [bad["channel"]], found
+        assert found["noisy" if bad["kind"] == "flat" else "flat"] == []
+        step = next(s for s in result.sidecar["steps"] if s["step"] == "interpolate_bads")
+        assert step["channels"] == [bad["channel"]]
+        raw = result.raw_full
+        data = raw.get_data(picks="eeg")
+        index = raw.ch_names.index(bad["channel"])
+        corr = np.corrcoef(data)[index]
+        assert np.sort(corr)[-4] > 0.6  # interpolated: like its neighbours again
+        assert 0.3 < data[index].std() / np.median(data.std(axis=1)) < 3
+
+
+def test_no_false_bad_channels(results: dict, cohort: Path, truth: dict) -> None:
+    planted = {
+        _vhdr(cohort, b["participant_id"], b["task"], b["session"]) for b in truth["bad_channels"]
+    }
+    for path, result in results.items():
+        if path not in planted:
+            assert result.sidecar["bad_channels"] == {"flat": [], "noisy": []}, path
+
+
+def test_blink_component_removed(results: dict, cohort: Path, truth: dict) -> None:
+    blinks = {
+        _vhdr(cohort, s["participant_id"], r["task"], r["session"]): r["n_blinks"]
+        for s in truth["subjects"]
+        for r in s["recordings"]
+        if r["modality"] == "eeg"
+    }
+    checked = 0
+    for path, result in results.items():
+        if blinks[path] < 3:
+            continue
+        labels = [c["label"] for c in result.sidecar["ica"]["excluded"]]
+        assert "eye blink" in labels, (path, labels)
+        checked += 1
+    assert checked >= 3
+
+
+def test_eog_fallback_without_icalabel(cohort: Path, participants, monkeypatch) -> None:
+    monkeypatch.setitem(sys.modules, "mne_icalabel", None)  # import fails: fall back to EOG
+    subject = next(
+        s for s in participants.index[participants.site == "siteA"] if _has_eeg(cohort, s)
+    )
+    result = preprocess_recording(
+        _vhdr(cohort, subject, "eyesopen"), {**SETTINGS, "segment_rejection": None}
+    )
+    ica = result.sidecar["ica"]
+    assert ica["labeler"] == "eog"
+    assert ica["eog_channels"] == ["VEOG"]
+    assert ica["excluded"] and ica["excluded"][0]["label"] == "eog"
+    raw = result.raw_full
+    veog = raw.get_data(picks="VEOG")[0]
+    fp1 = raw.get_data(picks="Fp1")[0]
+    assert abs(np.corrcoef(veog, fp1)[0, 1]) < 0.5  # the blink is gone from Fp1
+
+
+def test_average_reference(results: dict) -> None:
+    for result in results.values():
+        assert any(s["step"] == "average_reference" for s in result.sidecar["steps"])
+        data = result.raw_full.get_data(picks="eeg")
+        assert np.abs(data.mean(axis=0)).max() < 1e-3 * np.abs(data).max()
+
+
+def test_bad_segments_annotated(cohort: Path, participants: pd.DataFrame) -> None:
+    subject = next(s for s in participants.index if _has_eeg(cohort, s))
+    result = preprocess_recording(
+        _vhdr(cohort, subject, "eyesopen"),
+        {**FAST, "segment_rejection": "amplitude", "reject_uv": 40.0, "min_clean_s": 0.0},
+    )
+    step = next(s for s in result.sidecar["steps"] if s["step"] == "segment_rejection")
+    assert step["n_bad"] > 0  # blinks are above 40 µV
+    bad = [a for a in result.raw.annotations if a["description"] == "BAD_segment"]
+    assert len(bad) == step["n_bad"]
+    assert result.sidecar["percent_kept"] < 100
+
+
+def test_pyprep_option_finds_planted_bad(cohort: Path, truth: dict) -> None:
+    bad = truth["bad_channels"][0]
+    result = preprocess_recording(
+        _vhdr(cohort, bad["participant_id"], bad["task"], bad["session"]),
+        {**FAST, "bad_channels": "pyprep"},
+    )
+    found = result.sidecar["bad_channels"]
+    assert bad["channel"] in found["flat"] + found["noisy"]
+
+
+# ---------------------------------------------------------------------------- harmonisation
+
+
+@pytest.mark.parametrize("site", ["siteA", "siteB", "siteC"])
+def test_harmonised_on_every_cap(results: dict, participants: pd.DataFrame, site: str) -> None:
+    result = _by_site(results, participants, site)
+    assert result.raw.ch_names == COMMON
+    assert result.raw.get_data().std(axis=1).min() > 0
+    mapping = next(s for s in result.sidecar["steps"] if s["step"] == "rename")["mapping"]
+    if site == "siteC":  # EGI: numbered electrodes mapped to 10-20 names by position (Cz exists)
+        assert sorted(mapping.values()) == sorted(set(COMMON) - {"Cz"})
+        assert all(k.startswith("E") for k in mapping)
+    else:
+        assert mapping == {}
+    assert result.sidecar["interpolated_common"] == []
+
+
+def test_egi_mapping_is_spatially_right(results: dict, participants: pd.DataFrame) -> None:
+    """Mapped EGI electrodes have the same left/right, front/back sign as their 10-20 names."""
+    raw = _by_site(results, participants, "siteC").raw
+    pos = {ch["ch_name"]: ch["loc"][:3] for ch in raw.info["chs"]}
+    assert pos["F3"][0] < 0 < pos["F4"][0] and pos["T7"][0] < 0 < pos["T8"][0]
+    assert pos["O1"][1] < pos["Cz"][1] < pos["Fz"][1]
+
+
+def test_harmonise_interpolates_missing_and_aliases(results: dict, participants) -> None:
+    full = _by_site(results, participants, "siteA").raw_full
+    raw = full.copy().drop_channels(["C3", "O2"]).rename_channels({"T7": "t3"})
+    out, done = harmonise(raw, COMMON, {"T3": "T7"}, max_interpolated=2)
+    assert out.ch_names == COMMON
+    assert done["renamed"] == {"t3": "T7"}
+    assert done["interpolated"] == ["C3", "O2"]
+    for name in ("C3", "O2"):
+        r = np.corrcoef(out.get_data(picks=name)[0], full.get_data(picks=name)[0])[0, 1]
+        assert r > 0.8, (name, r)
+    with pytest.raises(EegExclusion, match="3 of 19 common channels are missing"):
+        harmonise(raw.copy().drop_channels(["Pz"]), COMMON, {"T3": "T7"}, max_interpolated=2)
+    with pytest.raises(EegExclusion):
+        harmonise(raw, COMMON, {"T3": "T7"}, max_interpolated=0.05)
+
+
+# ---------------------------------------------------------------------------- bad input
+
+
+def _copy_subject(cohort: Path, subject: str, dest: Path) -> Path:
+    for name in ("dataset_description.json", "participants.tsv"):
+        shutil.copy(cohort / name, dest / name)
+    shutil.copytree(cohort / subject, dest / subject)
+    return dest
+
+
+def _any_subject(cohort: Path, participants: pd.DataFrame, site: str = "siteB") -> str:
+    return next(s for s in participants.index[participants.site == site] if _has_eeg(cohort, s))
+
+
+def test_unreadable_file(cohort: Path, participants, tmp_path: Path) -> None:
+    subject = _any_subject(cohort, participants)
+    root = _copy_subject(cohort, subject, tmp_path)
+    vhdr = Path(_vhdr(root, subject, "eyesopen"))
+    vhdr.write_text("this is not a BrainVision header\n")
+    with pytest.raises(EegError, match="cannot read the recording") as err:
+        preprocess_recording(vhdr, FAST)
+    assert err.value.file == str(vhdr) and "Fix:" in str(err.value)
+    with pytest.raises(McspError, match="does not exist"):
+        preprocess_recording(tmp_path / "missing.vhdr", FAST)
+    (tmp_path / "recording.vhdr").write_text("")
+    with pytest.raises(McspError, match="not a BIDS file name"):
+        preprocess_recording(tmp_path / "recording.vhdr", FAST)
+
+
+def test_sampling_rate_contradicts_sidecar(cohort: Path, participants, tmp_path: Path) -> None:
+    subject = _any_subject(cohort, participants)
+    root = _copy_subject(cohort, subject, tmp_path)
+    sidecar = Path(_vhdr(root, subject, "eyesopen")).with_suffix(".json")
+    meta = json.loads(sidecar.read_text())
+    meta["SamplingFrequency"] = 1000.0
+    sidecar.write_text(json.dumps(meta))
+    with pytest.raises(EegError, match="sampled at 500 Hz but the sidecar's SamplingFrequency"):
+        preprocess_recording(_vhdr(root, subject, "eyesopen"), FAST)
+
+
+def test_missing_positions(cohort: Path, participants, tmp_path: Path) -> None:
+    subject = _any_subject(cohort, participants)
+    root = _copy_subject(cohort, subject, tmp_path)
+    for path in (root / subject).rglob("*_electrodes.*"):
+        path.unlink()
+    for path in (root / subject).rglob("*_coordsystem.json"):
+        path.unlink()
+    with pytest.raises(EegError, match="no EEG channel has a position") as err:
+        preprocess_recording(_vhdr(root, subject, "eyesopen"), FAST)
+    assert "montage" in err.value.fix
+    result = preprocess_recording(
+        _vhdr(root, subject, "eyesopen"), {**FAST, "montage": "biosemi32"}
+    )
+    assert result.exclusion is None and result.raw.ch_names == COMMON
+
+
+def test_too_short_after_cleaning(cohort: Path, participants) -> None:
+    path = _vhdr(cohort, _any_subject(cohort, participants), "eyesopen")
+    result = preprocess_recording(path, {**FAST, "min_clean_s": 60.0})
+    assert result.raw is None
+    row = qc_row(result)
+    assert row["excluded"] and row["exclusion_reason"].startswith("too little clean data")
+
+
+def test_too_many_bad_channels(cohort: Path, truth: dict) -> None:
+    bad = truth["bad_channels"][0]
+    path = _vhdr(cohort, bad["participant_id"], bad["task"], bad["session"])
+    row = qc_row(preprocess_recording(path, {**FAST, "max_bad_channels": 0}))
+    assert row["excluded"] and row["exclusion_reason"].startswith("too many bad channels")
+    assert row["bad_channels"] == bad["channel"]
+
+
+def test_settings_checked() -> None:
+    with pytest.raises(ConfigError, match="Did you mean 'h_freq'"):
+        preprocess_recording("x.vhdr", {"hfreq": 40})
+    with pytest.raises(ConfigError, match="segment_rejection must be one of"):
+        preprocess_recording("x.vhdr", {"segment_rejection": "ransac"})
+    assert all(key in DEFAULTS for key in FAST)
+
+
+# ---------------------------------------------------------------------------- outputs
+
+
+def test_outputs(results: dict, participants, tmp_path: Path) -> None:
+    result = _by_site(results, participants, "siteC")
+    fif = tmp_path / "sub-x_task-eyesopen_desc-clean_eeg.fif"
+    sidecar = tmp_path / "sub-x_task-eyesopen_desc-clean_eeg.json"
+    assert write_clean(result, fif, sidecar) == [fif, sidecar]
+    back = mne.io.read_raw_fif(fif, verbose=False)
+    assert back.ch_names == COMMON and back.info["sfreq"] == 256.0
+    meta = json.loads(sidecar.read_text())
+    assert meta["settings"]["h_freq"] == 45.0 and meta["ica"]["excluded"] is not None
+    row = qc_row(result)
+    assert row["sfreq"] == 256.0 and not row["excluded"] and row["n_bad_channels"] >= 0
+    html = make_report(result, tmp_path / "report.html")
+    assert "PSD before / after" in html.read_text()
+
+
+# ---------------------------------------------------------------------------- science
+
+
+def test_planted_adhd_theta_beta_effect_survives(results: dict, participants, truth) -> None:
+    """log theta(Fz) - log beta(C3, C4) is higher in ADHD (planted: +2 x size at the sources)."""
+    ratios: dict[str, list[float]] = {"ADHD": [], "control": []}
+    for path, result in results.items():
+        if "eyesopen" not in path:
+            continue
+        raw = result.raw
+        theta = _band(raw, 4, 8, picks=["Fz"], verbose=False)[0]
+        beta = _band(raw, 13, 30, picks=["C3", "C4"], verbose=False).mean()
+        diagnosis = participants.loc[Path(path).name.split("_")[0], "diagnosis"]
+        ratios.setdefault(diagnosis, []).append(np.log(theta / beta))
+    adhd, control = np.array(ratios["ADHD"]), np.array(ratios["control"])
+    assert len(adhd) >= 3 and len(control) >= 5
+    diff = adhd.mean() - control.mean()
+    pooled = np.sqrt(
+        ((len(adhd) - 1) * adhd.var(ddof=1) + (len(control) - 1) * control.var(ddof=1))
+        / (len(adhd) + len(control) - 2)
+    )
+    t = diff / (pooled * np.sqrt(1 / len(adhd) + 1 / len(control)))
+    size = truth["effects"]["eeg_power"]["size"]
+    assert 0.3 * 2 * size < diff < 2 * 2 * size, diff
+    assert t > 2.0, t
