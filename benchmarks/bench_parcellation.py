@@ -19,8 +19,9 @@ from pathlib import Path
 
 import numpy as np
 
-SCHAEFER400 = Path(
-    "/work/shared/data/atlases/Schaefer2018_400Parcels_7Networks_order_FSLMNI152_2mm.nii.gz"
+SCHAEFER400 = (
+    Path(__file__).resolve().parents[2]
+    / "shared/data/atlases/Schaefer2018_400Parcels_7Networks_order_FSLMNI152_2mm.nii.gz"
 )
 SHAPE = (97, 115, 97)
 AFFINE = np.array([[2.0, 0, 0, -96.0], [0, 2.0, 0, -132.0], [0, 0, 2.0, -78.0], [0, 0, 0, 1.0]])

@@ -209,9 +209,8 @@ def _schaefer(n_rois: int):
             except Exception as exc:
                 raise AtlasError(
                     f"Atlas {name}: nilearn could not download the Schaefer-2018 atlas ({exc}). "
-                    "Without internet, pass path= to a local file, e.g. "
-                    f"path='/work/shared/data/atlases/Schaefer2018_{n_rois}Parcels_7Networks_"
-                    "order_FSLMNI152_2mm.nii.gz'."
+                    "Without internet, download it once elsewhere and pass path= to the local "
+                    f"Schaefer2018_{n_rois}Parcels_7Networks_order_FSLMNI152_2mm.nii.gz."
                 ) from exc
             image = Path(bunch.maps)
             names = [x.decode() if isinstance(x, bytes) else str(x) for x in bunch.labels]
