@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import copy
 import difflib
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -114,6 +114,12 @@ def iter_properties(schema: Mapping[str, Any], prefix: str = "") -> Iterator[tup
             yield from iter_properties(extra, dotted + ".<name>.")
 
 
+def closest_key(key: str, valid: Iterable[str]) -> str | None:
+    """The valid key most like a mistyped ``key``, or None when none is close."""
+    close = difflib.get_close_matches(key, list(valid), n=1, cutoff=0.6)
+    return close[0] if close else None
+
+
 def _fill_defaults(instance: dict[str, Any], schema: Mapping[str, Any]) -> None:
     for key, sub in schema.get("properties", {}).items():
         if key not in instance and "default" in sub:
@@ -151,12 +157,10 @@ def _describe(err: jsonschema.ValidationError, schema: Mapping[str, Any]) -> str
         parts = []
         for key in unknown:
             full = ".".join([*(str(p) for p in path), key])
-            close = difflib.get_close_matches(key, valid, n=1, cutoff=0.6)
+            close = closest_key(key, valid)
             parent = "".join(f"{p}." for p in path)
             hint = (
-                f"did you mean '{parent}{close[0]}'?"
-                if close
-                else f"valid keys: {', '.join(valid)}"
+                f"did you mean '{parent}{close}'?" if close else f"valid keys: {', '.join(valid)}"
             )
             parts.append(f"unknown key '{full}': {hint}")
         return "; ".join(parts)

@@ -18,7 +18,6 @@ sidecar, bad settings) raises an ``EegError`` naming the file, the problem and t
 from __future__ import annotations
 
 import contextlib
-import difflib
 import json
 import re
 import warnings
@@ -31,6 +30,7 @@ import mne
 import mne_bids
 import numpy as np
 
+from mcsp.config import closest_key
 from mcsp.exceptions import ConfigError, McspError
 
 # Named common channel sets (10-20 names, MNE spelling).
@@ -143,8 +143,8 @@ def check_settings(settings: Mapping | None) -> dict:
     settings = dict(settings or {})
     for key in settings:
         if key not in DEFAULTS:
-            close = difflib.get_close_matches(key, DEFAULTS, n=1)
-            hint = f" Did you mean {close[0]!r}?" if close else ""
+            close = closest_key(key, DEFAULTS)
+            hint = f" Did you mean {close!r}?" if close else ""
             raise ConfigError(
                 f"EEG settings: unknown key {key!r}.{hint} Known keys: {', '.join(DEFAULTS)}."
             )

@@ -17,7 +17,7 @@ if SYNTH["activate"]:
             mem_mb=4000,
             runtime=60,
         params:
-            subjects=SYNTH["subjects"],
+            n_subjects=SYNTH["subjects"],
             seed=SYNTH["seed"],
             eeg_duration_s=SYNTH["eeg_duration_s"],
             fmri_volumes=SYNTH["fmri_volumes"],

@@ -6,15 +6,7 @@ from mcsp.logs import log_to
 from mcsp.synth import generate_cohort
 
 with log_to(snakemake.log[0]):  # noqa: F821
-    p = snakemake.params  # noqa: F821
-    generate_cohort(
-        snakemake.output[0],  # noqa: F821
-        p.subjects,
-        p.seed,
-        eeg_duration_s=p.eeg_duration_s,
-        fmri_volumes=p.fmri_volumes,
-        fmri_voxel_size_mm=p.fmri_voxel_size_mm,
-        effects=p.effects,
-        n_jobs=snakemake.threads,  # noqa: F821
-    )
+    # params are named as generate_cohort's arguments (rules/synth.smk)
+    params = dict(snakemake.params.items())  # noqa: F821
+    generate_cohort(snakemake.output[0], n_jobs=snakemake.threads, **params)  # noqa: F821
     logging.info("synthetic cohort written to %s", snakemake.output[0])  # noqa: F821
