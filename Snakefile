@@ -10,9 +10,11 @@ configfile: "config/config.yaml"
 include: "rules/common.smk"
 include: "rules/synth.smk"
 include: "rules/cohort.smk"
+include: "rules/fmri.smk"
+include: "rules/eeg.smk"
 
 
 rule all:
     default_target: True
     input:
-        all_targets(),
+        all_targets,

@@ -239,7 +239,13 @@ def check_cohort(
     """
     from mcsp.config import load_cohort
 
-    inventory = build_inventory(load_cohort(cohort_file))
+    cohort = load_cohort(cohort_file)
+    if cohort["format"] == "bids":
+        inventory = build_inventory(cohort)
+    else:
+        from mcsp.imports import build_imported_inventory
+
+        inventory = build_imported_inventory(cohort)
     out = Path(out) if out is not None else Path("results") / inventory.cohort / "inventory.tsv"
     inventory.write(out)
     out.with_suffix(".txt").write_text(inventory.summary() + "\n")
@@ -848,3 +854,20 @@ def _summary(inventory: Inventory) -> str:
 def _sidecar_of(path: Path) -> Path:
     """``inventory.tsv`` -> ``inventory.json`` (any other name gets ``.json`` appended)."""
     return path.with_suffix(".json") if path.suffix == ".tsv" else Path(f"{path}.json")
+
+
+def output_stem(row: Mapping[str, Any]) -> str:
+    """Relative output stem of an inventory row: ``sub-01/ses-1/func/sub-01_ses-1_task-rest``.
+
+    Built from the raw file's name (or the fMRIPrep derivative's when the raw one is absent):
+    its entities without those fMRIPrep adds, under ``sub-<label>/[ses-<label>/]<func|eeg>/``.
+    """
+    name = Path(str(row.get("path") or row.get("derivative") or "")).name
+    if not name:
+        raise CohortError(f"inventory row of sub-{row.get('subject')} names no file.")
+    entities = parse_name(name)[0]
+    stem = "_".join(f"{k}-{v}" for k, v in entities.items() if k not in _DERIVATIVE_ONLY)
+    folder = "func" if row["modality"] == "fmri" else "eeg"
+    session = str(row.get("session") or "")
+    parts = [f"sub-{row['subject']}", *([f"ses-{session}"] if session else []), folder, stem]
+    return "/".join(parts)

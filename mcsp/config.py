@@ -79,6 +79,21 @@ def validate(data: Mapping[str, Any] | None, schema: str, source: str) -> dict[s
     return filled
 
 
+def subschema(schema: str, dotted: str) -> dict[str, Any]:
+    """The part of schema ``schema`` that describes key ``dotted`` (e.g. ``eeg.preprocessing``)."""
+    node: Mapping[str, Any] = load_schema(schema)
+    for part in dotted.split("."):
+        node = node["properties"][part]
+    return dict(node)
+
+
+def schema_defaults(schema: str, dotted: str) -> dict[str, Any]:
+    """Defaults of every key of object ``dotted`` in schema ``schema``, as the schema gives them."""
+    filled: dict[str, Any] = {}
+    _fill_defaults(filled, subschema(schema, dotted))
+    return filled
+
+
 def load_config(path: str | Path) -> dict[str, Any]:
     """Load and validate the workflow config (``config/config.yaml``)."""
     return validate(load_yaml(path), "config", str(path))
@@ -92,7 +107,30 @@ def load_cohort(path: str | Path) -> dict[str, Any]:
             f"{path}: key 'name' is {cohort['name']!r} but the file is named "
             f"{Path(path).name!r}. Rename the file to {cohort['name']}.yaml or change 'name'."
         )
+    _check_format(cohort, path)
     return cohort
+
+
+# Keys each cohort format needs (beyond the schema's own `required`).
+_FORMAT_KEYS = {
+    "bids": ["bids_root"],
+    "abide_pcp": ["timeseries.path", "timeseries.phenotype"],
+    "xcpd": ["bids_root", "timeseries.path"],
+}
+
+
+def _check_format(cohort: Mapping[str, Any], path: str | Path) -> None:
+    """Keys required by the cohort's ``format`` must be set (not null)."""
+    for dotted in _FORMAT_KEYS[cohort["format"]]:
+        value: Any = cohort
+        for part in dotted.split("."):
+            value = value.get(part) if isinstance(value, Mapping) else None
+        if value in (None, ""):
+            raise ConfigError(
+                f"{path}: format {cohort['format']!r} needs key {dotted!r} (it is not set). "
+                f"Set {dotted} in the cohort file; workflow/schemas/cohort.schema.yaml "
+                "describes it."
+            )
 
 
 def cohort_path(config: Mapping[str, Any], name: str) -> Path:

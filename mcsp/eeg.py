@@ -26,11 +26,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import jsonschema
 import mne
 import mne_bids
 import numpy as np
+import pandas as pd
 
-from mcsp.config import closest_key
+from mcsp.config import closest_key, schema_defaults, subschema
 from mcsp.exceptions import ConfigError, McspError
 
 # Named common channel sets (10-20 names, MNE spelling).
@@ -48,65 +50,15 @@ DEFAULT_ALIASES: dict[str, str] = {"T3": "T7", "T4": "T8", "T5": "P7", "T6": "P8
 # interpolation of missing channels). colin27 replaces the deprecated standard_1005 in MNE >= 1.13.
 TEMPLATE_MONTAGE = "colin27_1005"
 
-DEFAULTS: dict[str, Any] = {
-    # MNE montage name used when the recording has no channel positions (no electrodes.tsv), e.g.
-    # "biosemi64"; None: positions must come from the recording.
-    "montage": None,
-    # Regex of channel names mapped to the common set by nearest position (EGI's E1..E257).
-    "position_map_pattern": r"^E\d+$",
-    # Largest distance (mm, on the recording's head sphere) between a numbered electrode and the
-    # template position of the common channel it is mapped to.
-    "position_map_max_mm": 20.0,
-    # Notch at the sidecar's PowerLineFrequency and its harmonics below Nyquist and the low-pass
-    # stop band; False: no notch.
-    "notch": True,
-    # Band-pass edges (Hz); None switches that edge off.
-    "l_freq": 1.0,
-    "h_freq": 45.0,
-    # Target sampling rate (Hz); None keeps the recorded rate.
-    "resample_sfreq": 256.0,
-    # Bad-channel detection: "robust" (flat, robust z of log amplitude, neighbour correlation),
-    # "pyprep" (pyprep.NoisyChannels, all criteria without RANSAC), or None.
-    "bad_channels": "robust",
-    # A channel is flat below this standard deviation (µV) after filtering.
-    "flat_uv": 0.5,
-    # |robust z| of a channel's log robust amplitude (1.4826 x MAD, blind to sparse blinks) above
-    # which it is noisy (or dead). High because electrodes next to the eyes are legitimately larger.
-    "bad_z": 7.0,
-    # A channel whose mean correlation with its 3 best-correlated channels is below this is noisy.
-    "min_neighbour_corr": 0.4,
-    # Most bad channels allowed (int: count, float < 1: fraction of EEG channels); more excludes.
-    "max_bad_channels": 0.2,
-    # Interpolate bad channels (spherical splines) instead of dropping them.
-    "interpolate_bads": True,
-    # Re-reference to the average of all EEG channels.
-    "average_reference": True,
-    # ICA artefact removal: on/off, algorithm ("picard" runs extended-infomax-like picard, or
-    # "fastica"), most components (capped by the data rank), seed.
-    "ica": True,
-    "ica_method": "picard",
-    "ica_n_components": 20,
-    "ica_random_state": 97,
-    # Component labelling: "iclabel" (mne-icalabel; "eog" when it is not installed) or "eog".
-    "ica_labeler": "iclabel",
-    # ICLabel classes removed, and the least probability for removal (0.5: the predicted class).
-    "ica_reject_labels": ["eye blink", "muscle artifact"],
-    "ica_label_threshold": 0.5,
-    # EOG fallback: |z| of the component/EOG correlation; channels used when no EOG channel exists.
-    "ica_eog_threshold": 3.0,
-    "ica_eog_proxy": ["Fp1", "Fp2"],
-    # Bad segments: "autoreject" (autoreject's global peak-to-peak threshold), "amplitude"
-    # (fixed peak-to-peak limit reject_uv), or None; on fixed-length epochs of segment_s seconds.
-    "segment_rejection": "autoreject",
-    "segment_s": 1.0,
-    "reject_uv": 150.0,
-    # Least clean data (s) left after rejection; less excludes the recording.
-    "min_clean_s": 30.0,
-    # Most missing common channels interpolated from positions (int count or float fraction).
-    "max_interpolated": 0.25,
-}
+# Preprocessing settings and their defaults live in the config schema (eeg.preprocessing, every
+# key described there); "montage" is per cohort (cohort file eeg.montage): an MNE montage name
+# used when the recording has no channel positions (no electrodes.tsv), None otherwise.
+SETTINGS_KEY = "eeg.preprocessing"
+DEFAULTS: dict[str, Any] = {"montage": None, **schema_defaults("config", SETTINGS_KEY)}
 
 EXCLUDED = "excluded"
+# Fewest fixed-length segments autoreject's cross-validated threshold is computed from.
+MIN_AUTOREJECT_EPOCHS = 20
 
 
 class EegError(McspError):
@@ -149,15 +101,20 @@ def check_settings(settings: Mapping | None) -> dict:
                 f"EEG settings: unknown key {key!r}.{hint} Known keys: {', '.join(DEFAULTS)}."
             )
     merged = {**DEFAULTS, **settings}
-    choices = {
-        "bad_channels": ("robust", "pyprep", None),
-        "ica_method": ("picard", "fastica"),
-        "ica_labeler": ("iclabel", "eog"),
-        "segment_rejection": ("autoreject", "amplitude", None),
-    }
-    for key, allowed in choices.items():
-        if merged[key] not in allowed:
-            raise ConfigError(f"EEG settings: {key} must be one of {allowed}, got {merged[key]!r}.")
+    schema = subschema("config", SETTINGS_KEY)
+    checked = {k: v for k, v in merged.items() if k != "montage"}
+    for err in jsonschema.Draft202012Validator(schema).iter_errors(checked):
+        where = ".".join(str(p) for p in err.absolute_path)
+        problem = (
+            f"must be one of {err.validator_value}, got {err.instance!r}"
+            if err.validator == "enum"
+            else err.message
+        )
+        raise ConfigError(f"EEG settings: {where} {problem} (config key {SETTINGS_KEY}.{where}).")
+    if merged["montage"] is not None and not isinstance(merged["montage"], str):
+        raise ConfigError(
+            f"EEG settings: montage must be an MNE montage name, got {merged['montage']!r}."
+        )
     return merged
 
 
@@ -463,7 +420,12 @@ def _reject_segments(raw: mne.io.BaseRaw, settings: Mapping, log: dict) -> None:
     length = settings["segment_s"]
     epochs = mne.make_fixed_length_epochs(raw, duration=length, preload=True, verbose=False)
     epochs.pick("eeg")
-    if settings["segment_rejection"] == "autoreject":
+    method = settings["segment_rejection"]
+    if method == "autoreject" and len(epochs) < MIN_AUTOREJECT_EPOCHS:
+        # autoreject cross-validates its threshold over epochs: too few for that
+        log["fallback"] = f"amplitude ({len(epochs)} segments < {MIN_AUTOREJECT_EPOCHS})"
+        method = "amplitude"
+    if method == "autoreject":
         from autoreject import get_rejection_threshold
 
         with _quiet_ctx():
@@ -480,7 +442,7 @@ def _reject_segments(raw: mne.io.BaseRaw, settings: Mapping, log: dict) -> None:
         raw.annotations.append(onsets, [length] * len(bad), ["BAD_segment"] * len(bad))
     log.update(
         {
-            "method": settings["segment_rejection"],
+            "method": method,
             "segment_s": length,
             "threshold_uv": float(threshold * 1e6),
             "n_segments": len(epochs),
@@ -559,6 +521,19 @@ def preprocess_recording(
         "versions": _versions(),
     }
     result = EegResult(source=source, raw=None, sidecar=sidecar)
+    declared = meta.get("RecordingDuration")
+    if isinstance(declared, int | float) and sidecar["duration_s"] < 0.9 * declared:
+        sidecar["truncated"] = (
+            f"{sidecar['duration_s']:.1f} s of data but the sidecar's RecordingDuration is "
+            f"{declared:g} s: the data file may be truncated"
+        )
+    if sidecar["duration_s"] < settings["min_clean_s"]:
+        note = f"; {sidecar['truncated']}" if "truncated" in sidecar else ""
+        sidecar["exclusion"] = (
+            f"recording too short ({sidecar['duration_s']:.1f} s; at least "
+            f"{settings['min_clean_s']:g} s of clean data needed){note}"
+        )
+        return result
     log: dict[str, Any] = {"step": "positions"}
     _set_positions(raw, settings, source, log)
     steps.append(log)
@@ -683,19 +658,44 @@ def _jsonable(value: Any) -> Any:
     return str(value)
 
 
-def qc_row(result: EegResult) -> dict[str, Any]:
-    """One row of the cohort EEG QC table."""
-    sidecar = result.sidecar
-    entities = mne_bids.get_entities_from_fname(Path(result.source).name)
-    bads = sidecar.get("bad_channels", {"flat": [], "noisy": []})
-    ica = sidecar.get("ica", {})
-    excluded = ica.get("excluded", [])
+QC_COLUMNS = [
+    "cohort",
+    "subject",
+    "session",
+    "task",
+    "run",
+    "source",
+    "clean_file",
+    "sfreq",
+    "duration_s",
+    "clean_duration_s",
+    "percent_kept",
+    "n_bad_channels",
+    "bad_channels",
+    "n_ica_removed",
+    "ica_removed_labels",
+    "n_interpolated_common",
+    "status",
+    "reason",
+]
+
+
+def qc_row(result: EegResult | Mapping[str, Any], cohort: str = "") -> dict[str, Any]:
+    """One row of the cohort EEG QC table (``QC_COLUMNS``), from a result or its sidecar."""
+    sidecar = result.sidecar if isinstance(result, EegResult) else result
+    source = str(sidecar.get("source", ""))
+    entities = mne_bids.get_entities_from_fname(Path(source).name, on_error="ignore")
+    bads = sidecar.get("bad_channels") or {"flat": [], "noisy": []}
+    excluded = (sidecar.get("ica") or {}).get("excluded") or []
+    reason = sidecar.get("exclusion") or ""
     return {
+        "cohort": cohort,
         "subject": entities.get("subject"),
         "session": entities.get("session"),
         "task": entities.get("task"),
         "run": entities.get("run"),
-        "source": result.source,
+        "source": source,
+        "clean_file": sidecar.get("clean_file", ""),
         "sfreq": sidecar.get("sfreq"),
         "duration_s": sidecar.get("duration_s"),
         "clean_duration_s": sidecar.get("clean_duration_s"),
@@ -704,10 +704,81 @@ def qc_row(result: EegResult) -> dict[str, Any]:
         "bad_channels": ";".join(bads["flat"] + bads["noisy"]),
         "n_ica_removed": len(excluded),
         "ica_removed_labels": ";".join(c["label"] for c in excluded),
-        "n_interpolated_common": len(sidecar.get("interpolated_common", [])),
-        "excluded": sidecar.get("exclusion") is not None,
-        "exclusion_reason": sidecar.get("exclusion") or "",
+        "n_interpolated_common": len(sidecar.get("interpolated_common") or []),
+        "status": "excluded" if reason else "ok",
+        "reason": reason,
     }
+
+
+def cohort_montage(cohort: Mapping[str, Any], site: str | None) -> str | None:
+    """The cohort's MNE montage for a recording of ``site`` (cohort file ``eeg.montage``)."""
+    montage = (cohort.get("eeg") or {}).get("montage")
+    if isinstance(montage, Mapping):
+        return montage.get(site) if site else None
+    return montage
+
+
+def process_recording(
+    recording: str | Path,
+    settings: Mapping[str, Any],
+    *,
+    out_fif: str | Path,
+    out_json: str | Path,
+    out_report: str | Path,
+    common_channels: list[str] = CHANNEL_SETS["1020_19"],
+    aliases: Mapping[str, str] = DEFAULT_ALIASES,
+    strict: bool = False,
+) -> dict[str, Any]:
+    """Preprocess one recording and write its clean FIF, JSON sidecar and report; return QC.
+
+    The FIF is written only for a kept recording (the sidecar's ``clean_file`` names it; a stale
+    one is removed first). Data-quality exclusions are recorded; input a person must fix
+    (``EegError``) is recorded as an exclusion too unless ``strict``. Settings errors raise.
+    """
+    out_fif = Path(out_fif)
+    out_fif.unlink(missing_ok=True)
+    try:
+        result = preprocess_recording(
+            recording, settings, common_channels=common_channels, aliases=aliases
+        )
+    except EegExclusion as err:
+        result = EegResult(str(recording), None, {"source": str(recording), "exclusion": str(err)})
+    except EegError as err:
+        if strict:
+            raise
+        sidecar = {"source": str(recording), "exclusion": f"{err.problem} Fix: {err.fix}"}
+        result = EegResult(str(recording), None, sidecar)
+    kept = result.raw is not None and result.exclusion is None
+    result.sidecar["clean_file"] = str(out_fif) if kept else ""
+    write_clean(result, out_fif, out_json)
+    make_report(result, out_report)
+    return qc_row(result)
+
+
+def qc_table(sidecars: list[str | Path], cohort: str, inventory=None) -> pd.DataFrame:
+    """The cohort's EEG QC table from the recordings' sidecars (``QC_COLUMNS``).
+
+    Recordings the inventory already excluded (``inventory``, an ``mcsp.bids.Inventory``) are
+    added with their reason, so the table accounts for every resting EEG recording.
+    """
+    rows = [qc_row(json.loads(Path(p).read_text()), cohort) for p in sidecars]
+    if inventory is not None:
+        table = inventory.table
+        bad = table[(table["modality"] == "eeg") & ~table["status"].isin(["ok", "warning"])]
+        for record in bad.to_dict("records"):
+            rows.append(
+                {
+                    "cohort": cohort,
+                    **{k: record.get(k) or None for k in ("subject", "session", "task", "run")},
+                    "source": record.get("path", ""),
+                    "status": record["status"],
+                    "reason": f"inventory: {record['reason']}",
+                }
+            )
+    df = pd.DataFrame(rows, columns=QC_COLUMNS)
+    return df.sort_values(["subject", "session", "task", "run"], kind="stable").reset_index(
+        drop=True
+    )
 
 
 def make_report(result: EegResult, out_html: str | Path) -> Path:
@@ -743,7 +814,12 @@ def make_report(result: EegResult, out_html: str | Path) -> Path:
         names = {c["index"]: f"IC{c['index']:02d} {c['label']}" for c in removed}
         with _quiet_ctx():
             figs = result.ica.plot_components(
-                picks=range(min(result.ica.n_components_, 20)), show=False, verbose=False
+                picks=range(min(result.ica.n_components_, 20)),
+                res=32,
+                sensors=False,
+                contours=0,
+                show=False,
+                verbose=False,
             )
         for fig in figs if isinstance(figs, list) else [figs]:
             report.add_figure(fig, title="ICA components", section="ICA")

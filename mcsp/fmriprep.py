@@ -33,7 +33,7 @@ import yaml
 
 from mcsp.bids import file_problem, parse_name, raw_key
 from mcsp.config import REPO_ROOT
-from mcsp.exceptions import ConfigError
+from mcsp.exceptions import ConfigError, McspError
 
 CONTAINERS_FILE = REPO_ROOT / "containers" / "fmriprep.yaml"
 RUNTIMES = ("precomputed", "apptainer", "singularity", "docker")
@@ -159,6 +159,49 @@ def fmriprep_command(
         args.append("--skip-bids-validation")
     args += _extra_args(cohort, cfg["extra_args"])
     return prefix + args
+
+
+def run_fmriprep(
+    cohort: Mapping[str, Any],
+    subject: str,
+    *,
+    out_dir: str | Path,
+    work_dir: str | Path,
+    threads: int,
+    mem_mb: int,
+    log: str | Path | None = None,
+) -> Path:
+    """Run one subject's fMRIPrep (``fmriprep_command``) and check that it wrote its outputs.
+
+    Creates the output and work folders first, appends fMRIPrep's output to ``log``, and
+    returns ``out_dir/sub-<label>``.
+
+    Raises:
+        ConfigError: the runtime cannot run (see ``check_runtime``).
+        McspError: fMRIPrep failed, or finished without the subject's preprocessed BOLD.
+    """
+    import subprocess
+
+    label = participant_label(subject)
+    Path(out_dir).mkdir(parents=True, exist_ok=True)
+    Path(work_dir).mkdir(parents=True, exist_ok=True)
+    command = fmriprep_command(
+        cohort, label, out_dir=out_dir, work_dir=work_dir, threads=threads, mem_mb=mem_mb
+    )
+    log_path = Path(log) if log else Path(work_dir) / "fmriprep.log"
+    with open(log_path, "a") as stream:
+        stream.write("$ " + " ".join(command) + "\n")
+        stream.flush()
+        done = subprocess.run(command, stdout=stream, stderr=subprocess.STDOUT, check=False)
+    if done.returncode != 0:
+        raise McspError(
+            f"fMRIPrep failed for sub-{label} (exit status {done.returncode}); its output is in "
+            f"{log_path} and its crash files in {Path(out_dir) / f'sub-{label}' / 'log'}."
+        )
+    problem = check_precomputed(cohort, label, derivatives=out_dir)
+    if problem:
+        raise McspError(f"fMRIPrep finished for sub-{label} but {problem}. See {log_path}.")
+    return Path(out_dir) / f"sub-{label}"
 
 
 def check_runtime(cohort: Mapping[str, Any]) -> None:

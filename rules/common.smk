@@ -1,13 +1,26 @@
 # Config validation (once), cohort files, wildcard constraints and input functions.
+import functools
 from pathlib import Path
 
+from mcsp.bids import output_stem, read_inventory
 from mcsp.config import cohort_path, load_cohort, validate
-from mcsp.exceptions import ConfigError
+from mcsp.exceptions import CohortError, ConfigError
 
 CONFIG = validate(config, "config", source="config (config/config.yaml and --config)")
 RESULTS = CONFIG["results_dir"]
 SYNTH = CONFIG["synth"]
+FMRI = CONFIG["fmri"]
+EEG = CONFIG["eeg"]
+ATLAS = FMRI["atlas"]
 COHORTS = {name: load_cohort(cohort_path(CONFIG, name)) for name in CONFIG["cohorts"]}
+BIDS_COHORTS = [name for name, c in COHORTS.items() if c["format"] == "bids"]
+IMPORTED_COHORTS = [name for name, c in COHORTS.items() if c["format"] != "bids"]
+FMRIPREP_COHORTS = [
+    name
+    for name in BIDS_COHORTS
+    if COHORTS[name]["fmriprep"]["runtime"] != "precomputed"
+]
+USABLE = ("ok", "warning")
 
 
 wildcard_constraints:
@@ -18,19 +31,31 @@ wildcard_constraints:
     run="[0-9]+",
 
 
+def one_of(names):
+    """A wildcard regex matching exactly ``names`` (nothing when empty)."""
+    return "|".join(names) if names else "(?!x)x"
+
+
 def is_synthetic(cohort):
     """True when the cohort's BIDS folder is written by the synth rule of this workflow."""
-    root = Path(COHORTS[cohort]["bids_root"]).resolve()
-    return SYNTH["activate"] and root == Path(SYNTH["out"]).resolve()
+    root = COHORTS[cohort]["bids_root"]
+    return (
+        SYNTH["activate"]
+        and root
+        and Path(root).resolve() == Path(SYNTH["out"]).resolve()
+    )
 
 
 def bids_root(wildcards):
-    """The cohort's BIDS folder, checked to exist unless this workflow generates it."""
-    root = COHORTS[wildcards.cohort]["bids_root"]
+    """The cohort's input folder (BIDS root, or the time-series folder of imported cohorts),
+    checked to exist unless this workflow generates it."""
+    cohort = COHORTS[wildcards.cohort]
+    key = "bids_root" if cohort["format"] != "abide_pcp" else "timeseries.path"
+    root = cohort["bids_root"] if key == "bids_root" else cohort["timeseries"]["path"]
     if not is_synthetic(wildcards.cohort) and not Path(root).is_dir():
         raise ConfigError(
-            f"{cohort_path(CONFIG, wildcards.cohort)}: bids_root {root!r} does not exist. "
-            "Point bids_root at the cohort's BIDS folder (relative to the repository root)."
+            f"{cohort_path(CONFIG, wildcards.cohort)}: {key} {root!r} does not exist. "
+            f"Point {key} at the cohort's folder (relative to the repository root)."
         )
     return root
 
@@ -40,6 +65,115 @@ def inventory_table(cohort):
     return checkpoints.cohort_inventory.get(cohort=cohort).output.tsv
 
 
-def all_targets():
-    """Everything `rule all` asks for, per cohort."""
-    return expand(f"{RESULTS}/{{cohort}}/inventory.tsv", cohort=list(COHORTS))
+@functools.lru_cache(maxsize=64)
+def _read_inventory(path, mtime):
+    return read_inventory(path)
+
+
+def usable_rows(cohort, modality):
+    """{output stem: inventory row} of the cohort's usable recordings of ``modality``."""
+    path = inventory_table(cohort)
+    table = _read_inventory(path, Path(path).stat().st_mtime).table
+    rows = table[(table["modality"] == modality) & table["status"].isin(USABLE)]
+    return {output_stem(row): row for row in rows.to_dict("records")}
+
+
+def usable_row(wildcards, modality):
+    """The inventory row of output stem ``wildcards.stem``; a clear error when there is none."""
+    rows = usable_rows(wildcards.cohort, modality)
+    if wildcards.stem not in rows:
+        raise CohortError(
+            f"{wildcards.stem}: no usable {modality} recording of that name in the inventory "
+            f"of cohort {wildcards.cohort} ({inventory_table(wildcards.cohort)})."
+        )
+    return rows[wildcards.stem]
+
+
+def cohort_targets(cohort):
+    """Per-cohort outputs of the default target (inventory, QC tables, figures)."""
+    spec = COHORTS[cohort]
+    targets = [f"{RESULTS}/{cohort}/inventory.tsv"]
+    if spec["fmri"]["tasks"] or spec["format"] != "bids":
+        targets.append(f"{RESULTS}/{cohort}/fmri_qc.tsv")
+    if spec["format"] == "bids" and spec["fmri"]["tasks"]:
+        subjects = sorted(
+            {row["subject"] for row in usable_rows(cohort, "fmri").values()}
+        )
+        targets += [fmri_figure(cohort, subject) for subject in subjects]
+    if spec["format"] == "bids" and spec["eeg"]["tasks"]:
+        targets.append(f"{RESULTS}/{cohort}/eeg_qc.tsv")
+    return targets
+
+
+def all_targets(wildcards):
+    """Everything the default target asks for (read after the inventory checkpoints)."""
+    return [target for cohort in COHORTS for target in cohort_targets(cohort)]
+
+
+# --- fMRI branch inputs ---
+
+
+def fmriprep_dir(cohort):
+    """Where fMRIPrep writes (container runtimes) or was written (precomputed)."""
+    if COHORTS[cohort]["fmriprep"]["runtime"] == "precomputed":
+        from mcsp.fmriprep import derivatives_dir
+
+        return str(derivatives_dir(COHORTS[cohort]))
+    return f"{RESULTS}/{cohort}/fmriprep"
+
+
+def fmri_run_input(wildcards):
+    """Preprocessed BOLD, confounds (and mask) of a precomputed run, or the subject's fMRIPrep job."""
+    row = usable_row(wildcards, "fmri")
+    if wildcards.cohort in FMRIPREP_COHORTS:
+        return {
+            "fmriprep": f"{RESULTS}/{wildcards.cohort}/fmriprep/sub-{row['subject']}"
+        }
+    from mcsp.fmri import run_files
+
+    files = run_files(row["derivative"])
+    return {k: str(v) for k, v in files.items() if v is not None}
+
+
+def fmri_figure(cohort, subject):
+    return f"{RESULTS}/{cohort}/figures/sub-{subject}_atlas-{ATLAS}_fmri.png"
+
+
+def subject_timeseries(wildcards):
+    rows = usable_rows(wildcards.cohort, "fmri")
+    return [
+        f"{RESULTS}/{wildcards.cohort}/fmri/{stem}_atlas-{ATLAS}_timeseries.tsv"
+        for stem, row in rows.items()
+        if row["subject"] == wildcards.subject
+    ]
+
+
+def cohort_timeseries_sidecars(wildcards):
+    return [
+        f"{RESULTS}/{wildcards.cohort}/fmri/{stem}_atlas-{ATLAS}_timeseries.json"
+        for stem in usable_rows(wildcards.cohort, "fmri")
+    ]
+
+
+# --- EEG branch inputs ---
+
+
+def eeg_input(wildcards):
+    row = usable_row(wildcards, "eeg")
+    return {"recording": row["path"]}
+
+
+def eeg_settings(wildcards):
+    """The config's EEG preprocessing settings plus the cohort's montage for this recording."""
+    from mcsp.eeg import cohort_montage
+
+    row = usable_row(wildcards, "eeg")
+    montage = cohort_montage(COHORTS[wildcards.cohort], row["site"])
+    return {**EEG["preprocessing"], "montage": montage}
+
+
+def cohort_eeg_sidecars(wildcards):
+    return [
+        f"{RESULTS}/{wildcards.cohort}/eeg/{stem}_desc-clean_eeg.json"
+        for stem in usable_rows(wildcards.cohort, "eeg")
+    ]

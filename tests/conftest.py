@@ -44,17 +44,30 @@ def run(cmd: list[str], cwd: Path, timeout: int, **kwargs) -> subprocess.Complet
     )
 
 
-def write_workflow_config(root: Path, **synth) -> Path:
-    """Lay out config/ for a workflow run inside ``root`` on a tiny synthetic cohort."""
+# Settings that let the tiny cohort's short recordings through (the defaults need 30 s of EEG).
+TINY_SETTINGS = {"eeg": {"preprocessing": {"min_clean_s": 5.0}}}
+
+
+def write_workflow_config(
+    root: Path, bids: Path | None = None, settings: dict | None = None, **synth
+) -> Path:
+    """Lay out config/ for a workflow run inside ``root`` on a tiny synthetic cohort.
+
+    ``bids``: use this existing cohort instead of generating one; ``settings``: top-level
+    config blocks to add (default ``TINY_SETTINGS``).
+    """
     shutil.copytree(REPO / "config", root / "config", dirs_exist_ok=True)
     config = yaml.safe_load((root / "config" / "config.yaml").read_text())
+    config.update(TINY_SETTINGS if settings is None else settings)
     config["synth"].update({**TINY_SYNTH, **synth})
     for key in ("cohorts_dir", "results_dir", "work_dir"):
         config[key] = str(root / config[key])
     config["synth"]["out"] = str(root / "resources" / "synthetic")
+    if bids is not None:
+        config["synth"]["activate"] = False
     cohort_file = root / "config" / "cohorts" / "synthetic.yaml"
     cohort = yaml.safe_load(cohort_file.read_text())
-    cohort["bids_root"] = config["synth"]["out"]
+    cohort["bids_root"] = str(bids) if bids is not None else config["synth"]["out"]
     cohort_file.write_text(yaml.safe_dump(cohort))
     path = root / "config" / "config.yaml"
     path.write_text(yaml.safe_dump(config))

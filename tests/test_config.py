@@ -45,7 +45,7 @@ def test_every_key_typed_defaulted_described(name: str) -> None:
 
 @pytest.mark.parametrize("name", SCHEMAS)
 def test_defaults_are_valid(name: str) -> None:
-    minimal = {"name": "x", "bids_root": "bids"} if name == "cohort" else {}
+    minimal = {"name": "x"} if name == "cohort" else {}
     filled = validate(minimal, name, "minimal")
     for key, sub in iter_properties(load_schema(name)):
         if "default" in sub and "<name>" not in key and "properties" not in sub:
@@ -95,13 +95,11 @@ def test_config_errors_name_the_key_and_fix(data: dict, expected: str) -> None:
 
 def test_cohort_errors(tmp_path: Path) -> None:
     path = tmp_path / "abc.yaml"
-    path.write_text(
-        yaml.safe_dump({"name": "abc", "labels": {"ASD": {"colum": "dx", "mapping": {"a": 1}}}})
-    )
+    path.write_text(yaml.safe_dump({"labels": {"ASD": {"colum": "dx", "mapping": {"a": 1}}}}))
     with pytest.raises(ConfigError) as err:
         load_cohort(path)
     text = str(err.value)
-    assert "missing required key 'bids_root'" in text
+    assert "missing required key 'name'" in text
     assert "did you mean 'labels.ASD.column'?" in text
 
 
@@ -123,3 +121,14 @@ def test_unreadable_yaml_and_missing_file(tmp_path: Path) -> None:
     listing.write_text("- 1\n- 2\n")
     with pytest.raises(ConfigError, match="expected a mapping"):
         load_config(listing)
+
+
+@pytest.mark.parametrize(
+    ("fmt", "missing"),
+    [("bids", "bids_root"), ("abide_pcp", "timeseries.path"), ("xcpd", "bids_root")],
+)
+def test_cohort_format_needs_its_keys(tmp_path: Path, fmt: str, missing: str) -> None:
+    path = tmp_path / "x.yaml"
+    path.write_text(f"name: x\nformat: {fmt}\n")
+    with pytest.raises(ConfigError, match=f"format '{fmt}' needs key '{missing}'"):
+        load_cohort(path)

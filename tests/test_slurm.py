@@ -20,19 +20,32 @@ def cluster() -> None:
 
 
 def test_profile_slurm_runs_every_rule_as_a_slurm_job(cluster: None, tmp_path: Path) -> None:
-    config = write_workflow_config(tmp_path, subjects=10, threads=1)
+    config = write_workflow_config(tmp_path, subjects=4, threads=1)
     result = run(
         [tool("snakemake"), "--profile", "slurm", "--configfile", str(config)],
         cwd=REPO,
-        timeout=540,
+        timeout=600,
     )
     output = result.stdout + result.stderr
     assert result.returncode == 0, output[-6000:]
-    table = pd.read_csv(tmp_path / "results" / "synthetic" / "inventory.tsv", sep="\t", dtype=str)
-    assert table["subject"].nunique() == 10
+    results = tmp_path / "results" / "synthetic"
+    table = pd.read_csv(results / "inventory.tsv", sep="\t", dtype=str)
+    assert table["subject"].nunique() == 4
+    for qc in ("fmri_qc.tsv", "eeg_qc.tsv"):
+        assert (pd.read_csv(results / qc, sep="\t")["status"] == "ok").any(), qc
     logs = tmp_path / "results" / "logs"
-    for log in (logs / "synth.log", logs / "synthetic" / "inventory.log"):
-        assert re.search(r"SLURM job \d+", log.read_text()), f"{log} was not written by a SLURM job"
+    rules = {
+        "synth": [logs / "synth.log"],
+        "cohort_inventory": [logs / "synthetic" / "inventory.log"],
+        "fmri_timeseries": sorted((logs / "synthetic" / "fmri").rglob("*.log")),
+        "eeg_clean": sorted((logs / "synthetic" / "eeg").rglob("*.log")),
+        "fmri_figure": sorted((logs / "synthetic" / "figures").rglob("*.log")),
+        "qc": [logs / "synthetic" / "fmri_qc.log", logs / "synthetic" / "eeg_qc.log"],
+    }
+    for rule, paths in rules.items():
+        assert paths, f"no log of rule {rule}"
+        for log in paths:
+            assert re.search(r"SLURM job \d+", log.read_text()), f"{log}: not a SLURM job"
 
 
 def test_failing_job_is_reported_not_hung(cluster: None, tmp_path: Path) -> None:

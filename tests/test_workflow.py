@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import json
+import shutil
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 import yaml
@@ -43,10 +46,8 @@ def test_missing_bids_root_is_named(tmp_path: Path) -> None:
     assert "does not exist" in result.stdout + result.stderr
 
 
-@pytest.mark.workflow
-def test_local_run_generates_cohort_and_inventory(tmp_path: Path) -> None:
-    config = write_workflow_config(tmp_path, subjects=10)
-    cmd = [
+def _snakemake(root: Path, config: Path, *extra: str) -> list[str]:
+    return [
         tool("snakemake"),
         "-s",
         str(REPO / "Snakefile"),
@@ -56,12 +57,20 @@ def test_local_run_generates_cohort_and_inventory(tmp_path: Path) -> None:
         str(config),
         "--cores",
         "2",
+        *extra,
     ]
+
+
+@pytest.mark.workflow
+def test_local_run_generates_cohort_and_inventory(tmp_path: Path) -> None:
+    config = write_workflow_config(tmp_path, subjects=10)
+    target = str(tmp_path / "results" / "synthetic" / "inventory.tsv")
+    cmd = _snakemake(tmp_path, config, target)
     result = run(cmd, cwd=tmp_path, timeout=600)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-5000:]
     bids = tmp_path / "resources" / "synthetic"
     assert (bids / "code" / "ground_truth.json").is_file()
-    table = pd.read_csv(tmp_path / "results" / "synthetic" / "inventory.tsv", sep="\t", dtype=str)
+    table = pd.read_csv(target, sep="\t", dtype=str)
     assert set(table["modality"]) == {"fmri", "eeg"}
     assert table["subject"].nunique() == 10
     summary = (tmp_path / "results" / "synthetic" / "inventory.txt").read_text()
@@ -69,3 +78,110 @@ def test_local_run_generates_cohort_and_inventory(tmp_path: Path) -> None:
     assert (tmp_path / "results" / "logs" / "synth.log").is_file()
     again = run([*cmd, "-n"], cwd=tmp_path, timeout=300)
     assert "Nothing to be done" in again.stdout + again.stderr
+
+
+def _truncate(path: Path) -> None:
+    data = path.read_bytes()
+    path.unlink()  # the copy may be a hard link or read-only: write a new file
+    path.write_bytes(data[: len(data) // 3])
+
+
+@pytest.fixture(scope="module")
+def branches(tiny_cohort: Path, tmp_path_factory: pytest.TempPathFactory) -> dict:
+    """The whole workflow on a copy of the tiny cohort with one broken BOLD and one broken EEG."""
+    root = tmp_path_factory.mktemp("branches")
+    bids = root / "bids"
+    shutil.copytree(tiny_cohort, bids)
+    deriv = bids / "derivatives" / "fmriprep"
+    bold = sorted(deriv.glob("sub-*/ses-1/func/*_desc-preproc_bold.nii.gz"))[0]
+    eeg = sorted(bids.glob("sub-*/ses-1/eeg/*_task-eyesopen_eeg.eeg"))[-1]
+    _truncate(bold)
+    _truncate(eeg)
+    config = write_workflow_config(root, bids=bids)
+    result = run(_snakemake(root, config), cwd=root, timeout=900)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-5000:]
+    results = root / "results" / "synthetic"
+    return {"root": root, "config": config, "results": results, "bold": bold, "eeg": eeg}
+
+
+def _read(path: Path) -> pd.DataFrame:
+    return pd.read_csv(path, sep="\t", dtype={"subject": str, "session": str, "run": str})
+
+
+@pytest.mark.workflow
+def test_fmri_branch_outputs_and_qc(branches: dict) -> None:
+    from mcsp.atlases import get_atlas
+
+    results = branches["results"]
+    inventory = _read(results / "inventory.tsv")
+    usable = inventory[(inventory["modality"] == "fmri") & inventory["status"].isin(["ok"])]
+    qc = _read(results / "fmri_qc.tsv")
+    ran = qc[qc["status"].isin(["ok", "excluded"]) & qc["task"].notna()]
+    assert len(ran) == len(usable) >= 8
+    broken = qc[qc["subject"] == branches["bold"].name.split("_")[0].removeprefix("sub-")]
+    broken = broken[broken["session"] == "1"].iloc[0]
+    assert broken["status"] == "excluded" and branches["bold"].name in broken["reason"]
+    labels = get_atlas("seitzman300").labels
+    ok = qc[qc["status"] == "ok"]
+    # the tiny cohort's 40-volume runs may be too short to band-pass: excluded, with that reason
+    short = qc[(qc["status"] == "excluded") & qc["reason"].str.startswith("run too short")]
+    assert len(ok) + len(short) == len(usable) - 1 and len(ok) >= 4
+    for row in ok.itertuples():
+        table = pd.read_csv(row.timeseries, sep="\t")
+        assert list(table.columns) == labels and len(table) == row.n_kept
+        assert np.allclose(table.mean(), 0, atol=1e-4)
+        sidecar = json.loads(Path(row.timeseries).with_suffix(".json").read_text())
+        assert sidecar["RepetitionTime"] > 0 and sidecar["ConfoundStrategy"] == "simple"
+        assert sidecar["LowPass"] == 0.1 and sidecar["HighPass"] == 0.01
+    # subjects without fMRI appear as missing, with the inventory's reason
+    assert set(qc.loc[qc["status"] == "missing", "reason"].str[:10]) <= {"inventory:"}
+    figures = sorted((results / "figures").glob("sub-*_atlas-seitzman300_fmri.png"))
+    assert len(figures) == usable["subject"].nunique()
+
+
+@pytest.mark.workflow
+def test_eeg_branch_outputs_and_qc(branches: dict) -> None:
+    import mne
+
+    results = branches["results"]
+    inventory = _read(results / "inventory.tsv")
+    usable = inventory[(inventory["modality"] == "eeg") & inventory["status"].isin(["ok"])]
+    qc = _read(results / "eeg_qc.tsv")
+    ran = qc[qc["status"].isin(["ok", "excluded"]) & qc["task"].notna()]
+    assert len(ran) == len(usable) >= 16
+    stem = branches["eeg"].name.removesuffix("_eeg.eeg")
+    broken = qc[qc["source"].fillna("").str.contains(stem)].iloc[0]
+    assert broken["status"] == "excluded" and broken["reason"]
+    ok = qc[qc["status"] == "ok"]
+    assert len(ok) >= len(usable) - 3, qc[["subject", "task", "status", "reason"]]
+    for row in ok.itertuples():
+        raw = mne.io.read_raw_fif(row.clean_file, verbose=False)
+        assert raw.info["sfreq"] == 256.0 and len(raw.ch_names) == 19
+        report = Path(row.clean_file.replace("_desc-clean_eeg.fif", "_report.html"))
+        assert "PSD before / after" in report.read_text()
+    assert not list((results / "eeg").rglob(f"{stem}_desc-clean_eeg.fif"))
+
+
+@pytest.mark.workflow
+def test_rerun_has_nothing_to_do_and_strict_mode_fails(branches: dict) -> None:
+    root, config = branches["root"], branches["config"]
+    again = run([*_snakemake(root, config), "-n"], cwd=root, timeout=300)
+    assert "Nothing to be done" in again.stdout + again.stderr
+    bold = branches["bold"]
+    stem = bold.name.split("_space-")[0]
+    folder = bold.parent.relative_to(bold.parents[3])
+    target = branches["results"] / "fmri" / folder / f"{stem}_atlas-seitzman300_timeseries.tsv"
+    assert target.is_file()
+    strict = run(
+        [
+            *_snakemake(root, config, str(target)),
+            "--forcerun",
+            str(target),
+            "--config",
+            "strict=True",
+        ],
+        cwd=root,
+        timeout=300,
+    )
+    out = strict.stdout + strict.stderr
+    assert strict.returncode != 0 and "FmriInputError" in out and bold.name in out
