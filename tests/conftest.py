@@ -32,14 +32,21 @@ def tool(name: str) -> str:
     return str(path) if path.exists() else name
 
 
-def run(cmd: list[str], cwd: Path, timeout: int, **kwargs) -> subprocess.CompletedProcess:
-    """Run a command under a hard kill time-out; output captured as text."""
+def run(
+    cmd: list[str], cwd: Path, timeout: int, env: dict[str, str] | None = None, **kwargs
+) -> subprocess.CompletedProcess:
+    """Run a command under a hard kill time-out; output captured as text.
+
+    The venv's bin folder leads PATH; ``env`` adds variables (a ``PATH`` there goes first).
+    """
+    extra = dict(env or {})
+    path = ":".join(p for p in (extra.pop("PATH", ""), str(BIN), os.environ.get("PATH", "")) if p)
     return subprocess.run(
         ["timeout", "-s", "KILL", str(timeout), *cmd],
         cwd=cwd,
         capture_output=True,
         text=True,
-        env={**os.environ, "PATH": f"{BIN}:{os.environ.get('PATH', '')}"},
+        env={**os.environ, **extra, "PATH": path},
         **kwargs,
     )
 

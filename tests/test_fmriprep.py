@@ -472,3 +472,87 @@ def test_precomputed_respects_fmri_tasks(tree: dict) -> None:
     tree["cohort"]["fmri"] = {"tasks": ["rest", "nback"]}
     reason = check_precomputed(tree["cohort"], "sub-01")
     assert reason is not None and "sub-01_ses-1_task-nback_space-" in reason
+
+
+# --- the fmriprep rule in the workflow ----------------------------------------------------------
+
+# Stand-in for the `apptainer` binary (fMRIPrep cannot run here): it records its command line and
+# lays out the subject's outputs the way fMRIPrep writes them, copied from the synthetic cohort.
+FAKE_APPTAINER = """#!/bin/bash
+echo "$@" >> "$MCSP_TEST_CALLS"
+out=""; label=""
+while [ $# -gt 0 ]; do
+  case "$1" in
+    -B) case "$2" in *:/out) out="${2%:/out}";; esac; shift 2;;
+    --participant-label) label="$2"; shift 2;;
+    *) shift;;
+  esac
+done
+cp -r "$MCSP_TEST_SOURCE/sub-$label" "$out/sub-$label"
+"""
+
+
+@pytest.mark.workflow
+def test_fmriprep_rule_runs_the_container_and_feeds_parcellation(
+    tiny_cohort: Path, tmp_path: Path
+) -> None:
+    import shutil
+
+    import pandas as pd
+    import yaml
+
+    from .conftest import REPO, run, tool, write_workflow_config
+
+    bids = tmp_path / "bids"
+    shutil.copytree(tiny_cohort, bids, ignore=shutil.ignore_patterns("derivatives"))
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    fake = bin_dir / "apptainer"
+    fake.write_text(FAKE_APPTAINER)
+    fake.chmod(0o755)
+    (tmp_path / "fmriprep.sif").write_bytes(b"sif")
+    (tmp_path / "license.txt").write_text("licence\n")
+    (tmp_path / "templateflow").mkdir()
+    config = write_workflow_config(tmp_path, bids=bids)
+    cohort_file = tmp_path / "config" / "cohorts" / "synthetic.yaml"
+    cohort = yaml.safe_load(cohort_file.read_text())
+    cohort["fmriprep"].update(
+        runtime="apptainer",
+        image=str(tmp_path / "fmriprep.sif"),
+        fs_license=str(tmp_path / "license.txt"),
+        templateflow_home=str(tmp_path / "templateflow"),
+        fs_no_reconall=True,
+    )
+    cohort_file.write_text(yaml.safe_dump(cohort))
+    calls = tmp_path / "calls.txt"
+    figure = tmp_path / "results" / "synthetic" / "figures" / "sub-002_atlas-seitzman300_fmri.png"
+    cmd = [
+        tool("snakemake"),
+        "-s",
+        str(REPO / "Snakefile"),
+        "--profile",
+        str(REPO / "workflow" / "profiles" / "local"),
+        "--configfile",
+        str(config),
+        "--cores",
+        "2",
+        str(figure),
+    ]
+    env = {
+        "PATH": str(bin_dir),
+        "MCSP_TEST_CALLS": str(calls),
+        "MCSP_TEST_SOURCE": str(tiny_cohort / "derivatives" / "fmriprep"),
+    }
+    result = run(cmd, cwd=tmp_path, timeout=600, env=env)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-5000:]
+    (call,) = calls.read_text().splitlines()  # one subject, one container run
+    assert call.startswith("run --cleanenv") and str(tmp_path / "fmriprep.sif") in call
+    assert "--participant-label 002" in call and "--fs-no-reconall" in call
+    assert f"{tmp_path / 'work'}/fmriprep/synthetic/sub-002:/work" in call
+    out = tmp_path / "results" / "synthetic"
+    series = sorted((out / "fmri" / "sub-002").rglob("*_atlas-seitzman300_timeseries.tsv"))
+    assert len(series) == 2 and figure.is_file()
+    sidecar = series[0].with_suffix(".json").read_text()
+    assert str(out / "fmriprep" / "sub-002") in sidecar  # parcellated from the rule's output
+    assert len(pd.read_csv(series[0], sep="\t")) > 10
+    assert not (bids / "derivatives").exists()
