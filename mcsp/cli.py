@@ -47,6 +47,54 @@ def _config_check(args: argparse.Namespace) -> None:
         print(f"{path}: valid {'cohort' if is_cohort else 'config'} file")
 
 
+def _cohort_import(args: argparse.Namespace) -> None:
+    from mcsp.config import load_cohort
+    from mcsp.fmri import write_qc_table
+    from mcsp.imports import build_imported_inventory, import_timeseries
+
+    cohort = load_cohort(args.cohort_file)
+    inventory = build_imported_inventory(cohort, n_jobs=args.jobs)
+    table = import_timeseries(cohort, inventory, args.out / "fmri", n_jobs=args.jobs)
+    inventory.write(args.out / "inventory.tsv")
+    write_qc_table(table, args.out / "fmri_qc.tsv")
+    counts = table["status"].value_counts().to_dict()
+    print(f"imported {cohort['name']} into {args.out}: {counts} (see {args.out / 'fmri_qc.tsv'})")
+
+
+def _fmri_parcellate(args: argparse.Namespace) -> None:
+    from mcsp.config import load_config
+    from mcsp.fmri import process_run, split_settings
+
+    atlas, clean = split_settings(load_config(args.config)["fmri"])
+    qc = process_run(args.bold, atlas, clean, args.out, strict=args.strict)
+    print(f"{args.out}: {qc['status']} {qc.get('reason', '')}".rstrip())
+
+
+def _eeg_clean(args: argparse.Namespace) -> None:
+    from mcsp.config import load_cohort, load_config
+    from mcsp.eeg import CHANNEL_SETS, DEFAULT_ALIASES, cohort_montage, process_recording
+
+    eeg = load_config(args.config)["eeg"]
+    settings = {**eeg["preprocessing"], "montage": None}
+    aliases = DEFAULT_ALIASES
+    if args.cohort is not None:
+        cohort = load_cohort(args.cohort)
+        settings["montage"] = cohort_montage(cohort, args.site)
+        aliases = cohort["eeg"]["channel_aliases"]
+    stem = args.recording.name.partition(".")[0].removesuffix("_eeg")
+    row = process_recording(
+        args.recording,
+        settings,
+        out_fif=args.out_dir / f"{stem}_desc-clean_eeg.fif",
+        out_json=args.out_dir / f"{stem}_desc-clean_eeg.json",
+        out_report=args.out_dir / f"{stem}_report.html",
+        common_channels=CHANNEL_SETS[eeg["channel_set"]],
+        aliases=aliases,
+        strict=args.strict,
+    )
+    print(f"{args.recording}: {row['status']} {row['reason']}".rstrip())
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``mcsp`` (one sub-command per entry point)."""
     parser = argparse.ArgumentParser(
@@ -76,6 +124,36 @@ def build_parser() -> argparse.ArgumentParser:
     )
     check.add_argument("--strict", action="store_true", help="fail when any recording is excluded")
     check.set_defaults(func=_cohort_check)
+    imp = cohort_sub.add_parser(
+        "import", help="import a parcellated cohort (abide_pcp, xcpd) into the time-series contract"
+    )
+    imp.add_argument("cohort_file", type=Path, help="config/cohorts/NAME.yaml")
+    imp.add_argument("--out", type=Path, required=True, help="folder for fmri/, the QC table, …")
+    imp.add_argument("--jobs", type=int, default=1, help="parallel processes")
+    imp.set_defaults(func=_cohort_import)
+
+    config_help = "workflow config whose fmri/eeg settings apply (default config/config.yaml)"
+    fmri = sub.add_parser("fmri", help="fMRI commands")
+    fmri_sub = fmri.add_subparsers(dest="fmri_command", required=True)
+    parc = fmri_sub.add_parser(
+        "parcellate", help="clean and parcellate one fMRIPrep run (as the workflow does)"
+    )
+    parc.add_argument("bold", type=Path, help="fMRIPrep …_desc-preproc_bold.nii.gz")
+    parc.add_argument("--out", type=Path, required=True, help="…_atlas-<name>_timeseries.tsv")
+    parc.add_argument("--config", type=Path, default=Path("config/config.yaml"), help=config_help)
+    parc.add_argument("--strict", action="store_true", help="fail instead of recording exclusion")
+    parc.set_defaults(func=_fmri_parcellate)
+
+    eeg = sub.add_parser("eeg", help="EEG commands")
+    eeg_sub = eeg.add_subparsers(dest="eeg_command", required=True)
+    clean = eeg_sub.add_parser("clean", help="preprocess one BIDS EEG recording (as the workflow)")
+    clean.add_argument("recording", type=Path, help="BIDS EEG file, e.g. …_eeg.vhdr")
+    clean.add_argument("--out-dir", type=Path, required=True, help="folder for FIF, JSON, report")
+    clean.add_argument("--config", type=Path, default=Path("config/config.yaml"), help=config_help)
+    clean.add_argument("--cohort", type=Path, default=None, help="cohort file (montage, aliases)")
+    clean.add_argument("--site", default=None, help="site, when the cohort's montage is per site")
+    clean.add_argument("--strict", action="store_true", help="fail instead of recording exclusion")
+    clean.set_defaults(func=_eeg_clean)
 
     config = sub.add_parser("config", help="config commands")
     config_sub = config.add_subparsers(dest="config_command", required=True)

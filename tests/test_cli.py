@@ -68,3 +68,46 @@ def test_synth_command(tmp_path: Path) -> None:
     assert main(argv) == 0
     participants = pd.read_csv(out / "participants.tsv", sep="\t")
     assert len(participants) == 2
+
+
+def test_fmri_parcellate_command(tiny_cohort: Path, tmp_path: Path, capsys) -> None:
+    bold = sorted(tiny_cohort.glob("derivatives/fmriprep/sub-*/ses-1/func/*preproc_bold.nii.gz"))
+    out = tmp_path / "sub-x_task-rest_atlas-seitzman300_timeseries.tsv"
+    config = REPO / "config" / "config.yaml"
+    assert (
+        main(["fmri", "parcellate", str(bold[-1]), "--out", str(out), "--config", str(config)]) == 0
+    )
+    assert out.is_file() and out.with_suffix(".json").is_file()
+    assert capsys.readouterr().out.startswith(f"{out}: ")
+    missing = ["fmri", "parcellate", str(tmp_path / "x_bold.nii.gz"), "--out", str(out)]
+    assert main(missing) == 0  # recorded as an exclusion, as in the workflow
+    assert "excluded" in capsys.readouterr().out
+    assert pd.read_csv(out, sep="\t").empty
+    assert main([*missing, "--strict"]) == 2
+    assert "not an fMRIPrep preprocessed BOLD" in capsys.readouterr().err
+
+
+def test_cohort_import_command(tmp_path: Path, capsys) -> None:
+    from .test_imports import make_abide
+
+    cohort, _ = make_abide(tmp_path / "abide")
+    cohort_file = tmp_path / f"{cohort['name']}.yaml"
+    cohort_file.write_text(yaml.safe_dump(cohort))
+    assert main(["cohort", "import", str(cohort_file), "--out", str(tmp_path / "out")]) == 0
+    qc = pd.read_csv(tmp_path / "out" / "fmri_qc.tsv", sep="\t", dtype=str)
+    assert (qc["status"] == "ok").sum() >= 2 and (qc["status"] == "excluded").any()
+    assert (tmp_path / "out" / "inventory.tsv").is_file()
+    assert "imported" in capsys.readouterr().out
+
+
+def test_eeg_clean_command(tiny_cohort: Path, tmp_path: Path, capsys) -> None:
+    recording = sorted(tiny_cohort.glob("sub-*/ses-1/eeg/*_task-eyesclosed_eeg.vhdr"))[0]
+    config = tmp_path / "config.yaml"
+    config.write_text(yaml.safe_dump({"eeg": {"preprocessing": {"min_clean_s": 5.0}}}))
+    cohort = REPO / "config" / "cohorts" / "synthetic.yaml"
+    args = ["eeg", "clean", str(recording), "--out-dir", str(tmp_path / "out")]
+    assert main([*args, "--config", str(config), "--cohort", str(cohort)]) == 0
+    stem = recording.name.removesuffix("_eeg.vhdr")
+    assert (tmp_path / "out" / f"{stem}_desc-clean_eeg.fif").is_file()
+    assert (tmp_path / "out" / f"{stem}_report.html").is_file()
+    assert capsys.readouterr().out.strip().endswith(": ok")
