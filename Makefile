@@ -18,6 +18,7 @@ install: $(STAMP)
 demo: install
 	$(BIN)/snakemake --profile workflow/profiles/local
 	@cat results/synthetic/inventory.txt
+	@$(BIN)/mcsp qc results/synthetic
 
 test: install
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/pytest -ra

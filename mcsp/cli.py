@@ -95,6 +95,12 @@ def _eeg_clean(args: argparse.Namespace) -> None:
     print(f"{args.recording}: {row['status']} {row['reason']}".rstrip())
 
 
+def _qc(args: argparse.Namespace) -> None:
+    from mcsp.qc import summarise
+
+    print(summarise(args.folder))
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``mcsp`` (one sub-command per entry point)."""
     parser = argparse.ArgumentParser(
@@ -154,6 +160,10 @@ def build_parser() -> argparse.ArgumentParser:
     clean.add_argument("--site", default=None, help="site, when the cohort's montage is per site")
     clean.add_argument("--strict", action="store_true", help="fail instead of recording exclusion")
     clean.set_defaults(func=_eeg_clean)
+
+    qc = sub.add_parser("qc", help="summarise a cohort's fMRI and EEG QC tables")
+    qc.add_argument("folder", type=Path, help="results/NAME")
+    qc.set_defaults(func=_qc)
 
     config = sub.add_parser("config", help="config commands")
     config_sub = config.add_subparsers(dest="config_command", required=True)

@@ -163,6 +163,17 @@ def test_eeg_branch_outputs_and_qc(branches: dict) -> None:
 
 
 @pytest.mark.workflow
+def test_qc_summary_command(branches: dict, capsys: pytest.CaptureFixture[str]) -> None:
+    from mcsp.cli import main
+
+    assert main(["qc", str(branches["results"])]) == 0
+    out = capsys.readouterr().out
+    assert "fMRI QC" in out and "EEG QC" in out
+    assert "× BOLD file <file> cannot be read" in out  # the broken run, grouped by reason
+    assert "× recording too short" in out
+
+
+@pytest.mark.workflow
 def test_rerun_has_nothing_to_do_and_strict_mode_fails(branches: dict) -> None:
     root, config = branches["root"], branches["config"]
     again = run([*_snakemake(root, config), "-n"], cwd=root, timeout=300)
