@@ -10,8 +10,6 @@ from mcsp.logs import log_to
 smk = snakemake  # noqa: F821
 with log_to(smk.log[0]):
     inventory = read_inventory(smk.input.inventory)
-    table = import_timeseries(
-        smk.params.cohort, inventory, smk.output.folder, n_jobs=smk.threads
-    )
+    table = import_timeseries(smk.params.cohort, inventory, smk.output.folder, n_jobs=smk.threads)
     write_qc_table(table, smk.output.qc)
     logging.info("imported: %s", table["status"].value_counts().to_dict())
