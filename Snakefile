@@ -12,6 +12,7 @@ include: "rules/synth.smk"
 include: "rules/cohort.smk"
 include: "rules/fmri.smk"
 include: "rules/eeg.smk"
+include: "rules/store.smk"
 
 
 rule all:

@@ -101,6 +101,17 @@ def _qc(args: argparse.Namespace) -> None:
     print(summarise(args.folder))
 
 
+def _store_build(args: argparse.Namespace) -> None:
+    from mcsp.config import load_config
+    from mcsp.store import build_store
+
+    config = load_config(args.config)
+    results = args.results or Path(config["results_dir"])
+    summary = build_store(config, results, args.out, jobs=args.jobs)
+    counts = {k: v for k, v in summary.items() if k.startswith("n_")}
+    print(f"store written to {args.out}: {counts}")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``mcsp`` (one sub-command per entry point)."""
     parser = argparse.ArgumentParser(
@@ -164,6 +175,17 @@ def build_parser() -> argparse.ArgumentParser:
     qc = sub.add_parser("qc", help="summarise a cohort's fMRI and EEG QC tables")
     qc.add_argument("folder", type=Path, help="results/NAME")
     qc.set_defaults(func=_qc)
+
+    store = sub.add_parser("store", help="dataset store commands")
+    store_sub = store.add_subparsers(dest="store_command", required=True)
+    sbuild = store_sub.add_parser(
+        "build", help="pairs, domains and folds of the study from the cohorts' QC tables"
+    )
+    sbuild.add_argument("--config", type=Path, default=Path("config/config.yaml"))
+    sbuild.add_argument("--results", type=Path, default=None, help="default: results_dir")
+    sbuild.add_argument("--out", type=Path, required=True, help="store folder")
+    sbuild.add_argument("--jobs", type=int, default=1, help="parallel processes")
+    sbuild.set_defaults(func=_store_build)
 
     config = sub.add_parser("config", help="config commands")
     config_sub = config.add_subparsers(dest="config_command", required=True)

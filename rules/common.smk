@@ -105,9 +105,37 @@ def cohort_targets(cohort):
     return targets
 
 
+def qc_tables(cohort):
+    """The cohort's inventory and QC tables (what the dataset store reads)."""
+    spec = COHORTS[cohort]
+    tables = [f"{RESULTS}/{cohort}/inventory.tsv"]
+    if spec["fmri"]["tasks"] or spec["format"] != "bids":
+        tables.append(f"{RESULTS}/{cohort}/fmri_qc.tsv")
+    if spec["format"] == "bids" and spec["eeg"]["tasks"]:
+        tables.append(f"{RESULTS}/{cohort}/eeg_qc.tsv")
+    return tables
+
+
+def study_cohorts():
+    """Cohorts of the study (config study.cohorts, default every configured cohort)."""
+    names = CONFIG["study"]["cohorts"] or list(COHORTS)
+    unknown = [name for name in names if name not in COHORTS]
+    if unknown:
+        raise ConfigError(
+            f"study.cohorts names {unknown}, which are not in cohorts {list(COHORTS)}: add them "
+            "to cohorts or remove them from study.cohorts."
+        )
+    return names
+
+
+def store_inputs(wildcards):
+    return [table for cohort in study_cohorts() for table in qc_tables(cohort)]
+
+
 def all_targets(wildcards):
     """Everything the default target asks for (read after the inventory checkpoints)."""
-    return [target for cohort in COHORTS for target in cohort_targets(cohort)]
+    targets = [target for cohort in COHORTS for target in cohort_targets(cohort)]
+    return targets + [f"{RESULTS}/store/store.json"]
 
 
 # --- fMRI branch inputs ---

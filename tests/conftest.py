@@ -52,7 +52,16 @@ def run(
 
 
 # Settings that let the tiny cohort's short recordings through (the defaults need 30 s of EEG).
-TINY_SETTINGS = {"eeg": {"preprocessing": {"min_clean_s": 5.0}}}
+TINY_SETTINGS = {
+    "eeg": {"preprocessing": {"min_clean_s": 5.0}},
+    "study": {
+        "fmri_window": 20,
+        "fmri_stride": 10,
+        "eeg_segment_s": 4.0,
+        "eeg_stride_s": 4.0,
+        "folds": 3,
+    },
+}
 
 
 def write_workflow_config(
