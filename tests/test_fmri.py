@@ -5,7 +5,9 @@ from __future__ import annotations
 import dataclasses
 import gzip
 import json
+import os
 import shutil
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import nibabel as nib
@@ -13,7 +15,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mcsp.atlases import AtlasError, get_atlas
+from mcsp.atlases import Atlas, AtlasError, get_atlas
 from mcsp.exceptions import McspError
 from mcsp.fmri import (
     FmriInputError,
@@ -27,18 +29,24 @@ SCHAEFER400 = (
     Path(__file__).resolve().parents[2]
     / "shared/data/atlases/Schaefer2018_400Parcels_7Networks_order_FSLMNI152_2mm.nii.gz"
 )
-# Short runs: light confound model and no low-pass keep enough degrees of freedom (see report).
+SEED = int(os.environ.get("MCSP_TEST_FMRI_SEED", "1"))
+# Lighter cleaning for the tests of mechanics (speed); the planted effect is tested with defaults.
 FAST = {"strategy_options": {"motion": "basic"}, "low_pass": None}
 
 
 @pytest.fixture(scope="module")
 def cohort(tmp_path_factory: pytest.TempPathFactory) -> dict:
-    """18 synthetic subjects, 60 volumes at 4 mm (about 7 s); returns paths and ground truth."""
+    """18 synthetic subjects, 5-min runs at 4 mm; returns paths and ground truth.
+
+    Runs last 300 s at every site (150 volumes at TR 2 s, 375 at 0.8 s, 120 at 2.5 s): what the
+    default cleaning (24 motion + 2 tissue + cosine regressors, band-pass 0.01-0.1 Hz, about
+    0.18 x seconds degrees of freedom) needs to leave signal; much shorter runs leave none.
+    """
     from mcsp.synth import generate_cohort
 
     out = tmp_path_factory.mktemp("fmri") / "bids"
     truth = generate_cohort(
-        out, 18, 1, eeg_duration_s=2, fmri_volumes=60, fmri_voxel_size_mm=4, n_jobs=2
+        out, 18, SEED, eeg_duration_s=2, fmri_volumes=150, fmri_voxel_size_mm=4, n_jobs=2
     )
     runs = []
     for bold in sorted(
@@ -51,6 +59,7 @@ def cohort(tmp_path_factory: pytest.TempPathFactory) -> dict:
                 "bold": bold,
                 "mask": bold.with_name(bold.name.replace("desc-preproc_bold", "desc-brain_mask")),
                 "confounds": bold.with_name(f"{prefix}_desc-confounds_timeseries.tsv"),
+                "n_volumes": nib.load(bold).shape[3],
             }
         )
     return {"root": out, "truth": truth, "runs": runs}
@@ -62,8 +71,8 @@ def seitzman():
 
 
 def _run(cohort: dict, nss: bool = True) -> dict:
-    """A run with non-steady-state volumes (nss=True) or without."""
-    for run in cohort["runs"]:
+    """The shortest run with non-steady-state volumes (nss=True) or without."""
+    for run in sorted(cohort["runs"], key=lambda run: run["n_volumes"]):
         raw = pd.read_csv(run["confounds"], sep="\t")
         has = any(c.startswith("non_steady_state") for c in raw.columns)
         if has == nss:
@@ -199,7 +208,7 @@ def test_parcellation_shapes_and_sidecar(cohort: dict, seitzman, tmp_path: Path)
     )
     result = clean_and_parcellate(run["bold"], run["mask"], run["confounds"], seitzman)
     assert result.ok and result.qc["status"] == "ok"
-    assert result.timeseries.shape == (60 - nss - fd_bad, 300)
+    assert result.timeseries.shape == (run["n_volumes"] - nss - fd_bad, 300)
     assert list(result.timeseries.columns) == seitzman.labels
     assert np.allclose(result.timeseries.mean(), 0, atol=1e-6)
     side = result.sidecar
@@ -232,15 +241,16 @@ def test_other_strategies(cohort: dict, seitzman, strategy: str) -> None:
 def test_censoring_counts_from_fd(cohort: dict, seitzman, tmp_path: Path) -> None:
     run = _copy_run(_run(cohort, nss=False), tmp_path)
     raw = pd.read_csv(run["confounds"], sep="\t", na_values="n/a")
+    n_vols = len(raw)
     raw["framewise_displacement"] = 0.1
-    spikes = [10, 11, 30, 45, 58]
+    spikes = [10, 11, 30, 45, n_vols - 2]
     raw.loc[spikes, "framewise_displacement"] = 0.9
     raw.loc[20, "framewise_displacement"] = 0.6
     raw.to_csv(run["confounds"], sep="\t", index=False, na_rep="n/a")
     result = clean_and_parcellate(run["bold"], run["mask"], run["confounds"], seitzman, **FAST)
     assert result.sidecar["CensoredVolumes"] == sorted([*spikes, 20])
-    assert result.qc["n_censored"] == 6 and len(result.timeseries) == 54
-    assert result.qc["pct_censored"] == pytest.approx(10.0)
+    assert result.qc["n_censored"] == 6 and len(result.timeseries) == n_vols - 6
+    assert result.qc["pct_censored"] == pytest.approx(600 / n_vols)
     loose = clean_and_parcellate(
         run["bold"], run["mask"], run["confounds"], seitzman, fd_threshold=0.7, **FAST
     )
@@ -248,7 +258,7 @@ def test_censoring_counts_from_fd(cohort: dict, seitzman, tmp_path: Path) -> Non
     off = clean_and_parcellate(
         run["bold"], run["mask"], run["confounds"], seitzman, fd_threshold=None, **FAST
     )
-    assert off.qc["n_censored"] == 0 and len(off.timeseries) == 60
+    assert off.qc["n_censored"] == 0 and len(off.timeseries) == n_vols
 
 
 def test_excluded_when_too_few_volumes(cohort: dict, seitzman, tmp_path: Path) -> None:
@@ -359,21 +369,37 @@ def test_functional_connectivity() -> None:
     assert np.allclose(z, z.T) and np.all(np.diag(z) == 0) and np.all(z[4] == 0)
 
 
+def _default_fc(job: tuple[dict, Atlas]) -> np.ndarray | None:
+    """FC (Fisher z) of one run cleaned with clean_and_parcellate's defaults; None if excluded."""
+    run, atlas = job
+    result = clean_and_parcellate(run["bold"], run["mask"], run["confounds"], atlas)
+    return functional_connectivity(result.timeseries) if result.ok else None
+
+
 def test_planted_asd_effect_recovered(cohort: dict, seitzman) -> None:
-    """ASD lowers DefaultMode–SomatomotorDorsal FC (ground_truth.json effects.fmri_fc)."""
+    """ASD lowers DefaultMode–SomatomotorDorsal FC (ground_truth.json effects.fmri_fc), and it
+    survives the pipeline's default cleaning (the one the workflow runs).
+
+    Observed with this fixture (18 subjects, 3-4 ASD vs 6-7 controls), seeds 1-5: DM-SMd
+    difference -0.12 to -0.28 (Fisher z), correlation with the planted pattern 0.28 to 0.53.
+    """
     truth = cohort["truth"]
     effect = truth["effects"]["fmri_fc"]
     net_a, net_b = effect["networks"]
     nets = np.array(seitzman.networks)
     a, b = nets == net_a, nets == net_b
     diagnosis = {s["participant_id"]: s["diagnosis"] for s in truth["subjects"]}
+    runs = [
+        run
+        for run in cohort["runs"]
+        if diagnosis[run["subject"]] in (effect["label"], effect["reference"])
+    ]
+    with ProcessPoolExecutor(2) as pool:
+        matrices = list(pool.map(_default_fc, [(run, seitzman) for run in runs]))
     fc: dict[str, list[np.ndarray]] = {}
-    for run in cohort["runs"]:
-        if diagnosis[run["subject"]] not in (effect["label"], effect["reference"]):
-            continue
-        result = clean_and_parcellate(run["bold"], run["mask"], run["confounds"], seitzman, **FAST)
-        if result.ok:
-            fc.setdefault(run["subject"], []).append(functional_connectivity(result.timeseries))
+    for run, matrix in zip(runs, matrices, strict=True):
+        if matrix is not None:
+            fc.setdefault(run["subject"], []).append(matrix)
     per_subject = {s: np.mean(v, axis=0) for s, v in fc.items()}
     groups = {
         g: [m for s, m in per_subject.items() if diagnosis[s] == g]
@@ -382,10 +408,11 @@ def test_planted_asd_effect_recovered(cohort: dict, seitzman) -> None:
     assert all(len(v) >= 3 for v in groups.values()), {g: len(v) for g, v in groups.items()}
     between = {g: np.array([m[np.ix_(a, b)].mean() for m in v]) for g, v in groups.items()}
     asd, ctl = between[effect["label"]], between[effect["reference"]]
-    assert asd.mean() < ctl.mean() - 0.05, (asd, ctl)
+    assert asd.mean() - ctl.mean() < -0.06, (asd, ctl)
     # Group difference matrix vs the planted pattern (-1 on DM–SMd pairs, 0 elsewhere).
     diff = np.mean(groups[effect["label"]], axis=0) - np.mean(groups[effect["reference"]], axis=0)
     planted = np.zeros_like(diff)
     planted[np.ix_(a, b)] = planted[np.ix_(b, a)] = -1.0
     upper = np.triu_indices_from(diff, k=1)
-    assert np.corrcoef(diff[upper], planted[upper])[0, 1] > 0.2
+    match = np.corrcoef(diff[upper], planted[upper])[0, 1]
+    assert match > 0.15, match

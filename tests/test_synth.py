@@ -27,6 +27,8 @@ SITES = {
     "siteB": {"sfreq": 500.0, "line_freq": 60.0, "n_eeg": 32, "tr": 0.8},
     "siteC": {"sfreq": 250.0, "line_freq": 60.0, "n_eeg": 129, "tr": 2.5},
 }
+# Every site records runs of VOLUMES x 2 s (a 2-s TR records VOLUMES volumes).
+SITE_VOLUMES = {site: round(VOLUMES * 2.0 / acq["tr"]) for site, acq in SITES.items()}
 SPACE = "space-MNI152NLin2009cAsym"
 MOTION = ["trans_x", "trans_y", "trans_z", "rot_x", "rot_y", "rot_z"]
 TINY = {"eeg_duration_s": 4.0, "fmri_volumes": 20, "fmri_voxel_size_mm": 8}
@@ -204,7 +206,11 @@ def test_fmri_images_and_sidecars(cohort: tuple[Path, dict]) -> None:
         image = nib.load(path)
         mask = nib.load(str(path).replace("desc-preproc_bold", "desc-brain_mask"))
         tr = SITES[s["site"]]["tr"]
-        assert image.ndim == 4 and image.shape[3] == VOLUMES
+        assert image.ndim == 4 and image.shape[3] == SITE_VOLUMES[s["site"]]
+        assert image.shape[3] * tr == pytest.approx(VOLUMES * 2.0)
+        assert truth["sites"][s["site"]]["fmri"]["volumes"] == image.shape[3]
+        runs = [r for r in s["recordings"] if r["modality"] == "fmri"]
+        assert all(r["n_volumes"] == image.shape[3] for r in runs)
         assert image.header.get_zooms()[3] == pytest.approx(tr)
         assert json.loads(path.with_suffix("").with_suffix(".json").read_text())[
             "RepetitionTime"
@@ -237,7 +243,8 @@ def test_confounds_follow_fmriprep(cohort: tuple[Path, dict]) -> None:
     for s in subjects(truth, fmri=True):
         for session in s["sessions"]:
             table = confounds_of(root, s["participant_id"], session)
-            assert len(table) == VOLUMES
+            n_vols = SITE_VOLUMES[s["site"]]
+            assert len(table) == n_vols
             assert not set(required) - set(table.columns)
             first = table.iloc[0]
             for column in [
@@ -265,7 +272,7 @@ def test_confounds_follow_fmriprep(cohort: tuple[Path, dict]) -> None:
             n_dummy = truth["sites"][s["site"]]["fmri"]["non_steady_state_volumes"]
             steady = [c for c in table if c.startswith("non_steady_state_outlier")]
             assert len(steady) == n_dummy
-            n_cosine = max(int(2 * VOLUMES * SITES[s["site"]]["tr"] / 128) - 1, 0)
+            n_cosine = max(int(2 * n_vols * SITES[s["site"]]["tr"] / 128) - 1, 0)
             assert len([c for c in table if c.startswith("cosine")]) == n_cosine
 
 
@@ -278,9 +285,28 @@ def test_nilearn_loads_the_confounds(cohort: tuple[Path, dict]) -> None:
         bold = str(preproc(root, s["participant_id"], "1"))
         for strategy in ("simple", "scrubbing", "compcor"):
             confounds, sample_mask = load_confounds_strategy(bold, denoise_strategy=strategy)
-            assert len(confounds) == VOLUMES and confounds.notna().all().all()
+            assert len(confounds) == SITE_VOLUMES[site] and confounds.notna().all().all()
             n_dummy = truth["sites"][site]["fmri"]["non_steady_state_volumes"]
             assert sample_mask is None or sample_mask.min() >= n_dummy
+
+
+@pytest.mark.parametrize(("tr", "n_vols"), [(2.0, 150), (0.8, 375), (2.5, 120)])
+def test_network_coupling_exact_in_the_slow_band(tr: float, n_vols: int) -> None:
+    """The latent network signals correlate exactly as planted within 0.01-0.1 Hz (what a
+    resting-state band-pass keeps) and over the whole run; most of their power is slow."""
+    from mcsp.synth import _design, _fmri
+
+    networks = _fmri.fmri_geometry(8).networks
+    plan = next(p for p in _design.plan_cohort(10, 3) if p.diagnosis == "ASD")
+    effects = _design.check_effects(None)
+    coupling = _fmri.coupling_matrix(networks, plan, 5, effects)
+    latent = _fmri._network_signals(np.random.default_rng(0), coupling, n_vols, tr)
+    np.testing.assert_allclose(np.corrcoef(latent), coupling, atol=1e-8)
+    freqs = np.fft.rfftfreq(n_vols, tr)
+    spectrum = np.fft.rfft(latent, axis=-1)
+    slow = np.fft.irfft(spectrum * ((freqs >= 0.01) & (freqs <= 0.1)), n=n_vols, axis=-1)
+    np.testing.assert_allclose(np.corrcoef(slow), coupling, atol=1e-8)
+    assert 0.7 < (slow**2).sum() / (latent**2).sum() < 0.9
 
 
 def test_motion_is_realistic(cohort: tuple[Path, dict]) -> None:

@@ -26,8 +26,10 @@ from mcsp.synth._design import (
     KEY_EEG,
     KEY_FMRI,
     MULTIMODAL_NETWORKS,
+    REFERENCE_TR,
     SITE_BY_NAME,
     SITES,
+    Site,
     SubjectPlan,
     SynthError,
     acquisition_time,
@@ -78,7 +80,9 @@ def generate_cohort(
         n_subjects: number of subjects (diagnoses ~40% control, 20% ADHD, ASD, MDD each).
         seed: non-negative random seed.
         eeg_duration_s: length of each resting EEG run (eyes open and eyes closed).
-        fmri_volumes: volumes per BOLD run.
+        fmri_volumes: volumes of a BOLD run at a TR of 2 s. Every site records runs of the same
+            duration (``fmri_volumes`` x 2 s, as real studies do), so the site with TR 0.8 s
+            records 2.5 times as many volumes and the one with TR 2.5 s 0.8 times as many.
         fmri_voxel_size_mm: voxel size of the MNI152 grid of the preprocessed BOLD.
         effects: sizes of the planted effects (keys of ``DEFAULT_EFFECTS``; 0 disables one).
         n_jobs: parallel processes (-1: one per CPU).
@@ -230,21 +234,22 @@ def _fmri_subject(
         geometry.networks, plan, traits["coupling_jitter_seed"], settings.effects
     )
     subject_dir = root / f"sub-{plan.label}"
+    n_vols = site.fmri_volumes(settings.fmri_volumes)
     for session in plan.sessions:
         rng = rng_for(settings.seed, KEY_FMRI, plan.index, int(session))
         bold, motion = _fmri.simulate_bold(
-            rng, geometry, coupling, traits, site, settings.fmri_volumes, settings.effects["site"]
+            rng, geometry, coupling, traits, site, n_vols, settings.effects["site"]
         )
         stem = f"sub-{plan.label}_ses-{session}_task-rest"
         func = subject_dir / f"ses-{session}" / "func"
-        name = _fmri.write_raw_func(func, stem, settings.fmri_volumes, site)
+        name = _fmri.write_raw_func(func, stem, n_vols, site)
         derivative = root / "derivatives" / "fmriprep" / f"sub-{plan.label}" / f"ses-{session}"
         source = f"bids:raw:sub-{plan.label}/ses-{session}/func/{name}"
         stats = _fmri.write_fmriprep_run(
             derivative / "func", stem, bold, motion, geometry, site, source
         )
         record["recordings"].append(
-            {"session": session, "modality": "fmri", "task": "rest", **stats}
+            {"session": session, "modality": "fmri", "task": "rest", "n_volumes": n_vols, **stats}
         )
         scans[session].append((f"func/{name}", _iso(acquisition_time(session, FMRI_MINUTES))))
     _fmri.write_raw_t1w(subject_dir / "ses-1" / "anat", f"sub-{plan.label}_ses-1")
@@ -304,17 +309,25 @@ def _ground_truth(
             "n_subjects": len(plans),
             "eeg_duration_s": settings.eeg_duration_s,
             "fmri_volumes": settings.fmri_volumes,
+            "fmri_run_duration_s": settings.fmri_volumes * REFERENCE_TR,
             "fmri_voxel_size_mm": settings.fmri_voxel_size_mm,
             "effects": settings.effects,
         },
         "effects": effect_definitions(settings.effects),
-        "sites": {site.name: site.acquisition(size) for site in SITES},
+        "sites": {site.name: _site_truth(site, size, settings.fmri_volumes) for site in SITES},
         "eeg": _eeg_truth(),
         "fmri": _fmri_truth(geometry) if geometry is not None else None,
         "bad_channels": bad_channels,
         "subjects": records,
     }
     return json.loads(json.dumps(truth))
+
+
+def _site_truth(site: Site, size: float, fmri_volumes: int) -> dict:
+    """Acquisition and batch factors of a site, with the volumes of its BOLD runs."""
+    acquisition = site.acquisition(size)
+    acquisition["fmri"]["volumes"] = site.fmri_volumes(fmri_volumes)
+    return acquisition
 
 
 def _eeg_truth() -> dict:
@@ -452,13 +465,19 @@ def _readme(truth: dict) -> str:
         f"- {name} ({e['label']}, size {e['size']:g}): {e['definition']}"
         for name, e in truth["effects"].items()
     )
+    duration = truth["parameters"]["fmri_run_duration_s"]
+    volumes = ", ".join(
+        f"{name}: {site['fmri']['volumes']} at TR {site['fmri']['repetition_time']:g} s"
+        for name, site in truth["sites"].items()
+    )
     return f"""# mcsp synthetic cohort
 
 Synthetic data written by `{GENERATOR}` {truth["version"]} (seed {truth["seed"]}); no real person.
 
 - Raw EEG: resting state, tasks `eyesopen` and `eyesclosed`, BrainVision, montage per site.
 - fMRI: `derivatives/fmriprep` holds fMRIPrep-like outputs ({_fmri.SPACE} preprocessed BOLD,
-  brain mask, confounds). The raw `func/*_bold.nii.gz` and `anat/*_T1w.nii.gz` are tiny
+  brain mask, confounds). Resting runs last {duration:g} s at every site (volumes: {volumes}).
+  The raw `func/*_bold.nii.gz` and `anat/*_T1w.nii.gz` are tiny
   placeholders that keep the raw dataset valid BIDS; they hold no signal.
 - Diagnoses: {", ".join(DIAGNOSES)}. Planted effects (details and per-subject latent values in
   `code/ground_truth.json`; ROI label image used to plant fMRI signal in `code/roi_labels.nii.gz`):

@@ -33,10 +33,19 @@ HIGH_MOTION_FRACTION = 0.15
 BAD_CHANNEL_FRACTION = 0.10
 EEG_TASKS = ("eyesopen", "eyesclosed")
 
+# Between-subject SD of log theta and log beta source amplitude: the log theta/beta power ratio
+# varies with SD 2 x sqrt(2) x 0.1 = 0.28 between subjects (a planted ADHD shift of 2 x eeg_power
+# stands out in groups of a few subjects, as in the test cohorts).
+THETA_BETA_AMPLITUDE_SD = 0.1
+
 # Networks and bands the effects act on (names as in nilearn's Seitzman-300 coordinates).
 FMRI_FC_NETWORKS = ("DefaultMode", "SomatomotorDorsal")
 MULTIMODAL_NETWORKS = ("FrontoParietal", "DefaultMode")
 BANDS = {"theta": (4.0, 8.0), "alpha": (8.0, 13.0), "beta": (13.0, 30.0)}
+
+# Every site records resting BOLD runs of the same duration: fmri_volumes x REFERENCE_TR seconds
+# (fmri_volumes volumes at a TR of REFERENCE_TR, more at a shorter TR, fewer at a longer one).
+REFERENCE_TR = 2.0
 
 # Every recording of session N starts at SESSION_DATE + 91 (N - 1) days (dates are synthetic).
 SESSION_DATE = datetime.datetime(2020, 1, 6, 9, 0, tzinfo=datetime.UTC)
@@ -68,6 +77,10 @@ class Site:
     bias_axis: str
     # Directions of the batch effects: EEG gain, EEG noise, BOLD mean, BOLD noise, bias field.
     batch: tuple[float, float, float, float, float]
+
+    def fmri_volumes(self, reference_volumes: int) -> int:
+        """Volumes of a run lasting ``reference_volumes`` x REFERENCE_TR seconds at this TR."""
+        return math.floor(reference_volumes * REFERENCE_TR / self.tr + 0.5)
 
     def acquisition(self, size: float) -> dict:
         """Per-site acquisition parameters and batch factors for a site effect of ``size``."""
@@ -293,8 +306,8 @@ def subject_traits(seed: int, index: int) -> dict[str, float | bool]:
     return {
         "alpha_peak_hz": float(np.clip(rng.normal(10.0, 0.5), 9.0, 11.5)),
         "alpha_amplitude": float(rng.lognormal(0.0, 0.15)),
-        "theta_amplitude": float(rng.lognormal(0.0, 0.15)),
-        "beta_amplitude": float(rng.lognormal(0.0, 0.15)),
+        "theta_amplitude": float(rng.lognormal(0.0, THETA_BETA_AMPLITUDE_SD)),
+        "beta_amplitude": float(rng.lognormal(0.0, THETA_BETA_AMPLITUDE_SD)),
         "aperiodic_exponent": float(np.clip(rng.normal(1.6, 0.15), 1.0, 2.2)),
         "frontoparietal_alpha_coupling": float(np.clip(rng.normal(0.2, 0.05), 0.0, 0.5)),
         "frontal_alpha_asymmetry": float(rng.normal(0.0, 0.1)),

@@ -35,7 +35,7 @@ EYE_DIRECTION = (0.0, 0.95, -0.3)
 REGION_RADIUS = 0.3  # channels within this chord of a source make its region
 SENSOR_NOISE_UV = 1.0
 DRIFT_UV = 3.0
-CHANNEL_GAIN_SD = 0.1
+CHANNEL_GAIN_SD = 0.05  # log-amplitude SD of electrode gains (calibrated amplifiers: small)
 BAD_NOISE_UV = 60.0
 COUPLING_LAG_S = 0.025  # frontal alpha lags parietal alpha (~90 degrees at 10 Hz)
 

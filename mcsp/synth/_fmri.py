@@ -3,9 +3,12 @@
 Every brain voxel within ROI_RADIUS_MM of a Seitzman-300 ROI centre belongs to the nearest ROI.
 ROI signals mix their network's latent signal (share WITHIN_NETWORK_LOADING of the variance) with
 an ROI-specific one; both are band-limited to ~0.01-0.1 Hz. The network signals are whitened and
-coloured so that their sample correlation equals the subject's coupling matrix exactly (the planted
-effects are realised in every subject, not only in expectation). Voxels outside the ROIs carry
-noise, drift, physiological and motion-related signal only. Only brain voxels are simulated.
+coloured so that their sample correlation equals the subject's coupling matrix exactly, within the
+0.01-0.1 Hz band that a resting-state band-pass keeps as well as outside it (the planted effects
+are realised in every subject, not only in expectation). Voxels outside the ROIs carry noise,
+drift, physiological and motion-related signal only, so the confounds (motion, white matter, CSF)
+carry no neural signal. Only brain voxels are simulated. Every site records runs of the same
+duration (see ``REFERENCE_TR``), more volumes at a shorter TR.
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ from mcsp.synth._design import (
 
 SPACE = "MNI152NLin2009cAsym"
 ROI_RADIUS_MM = 8.0
+SLOW_BAND_HZ = (0.01, 0.1)  # resting BOLD fluctuations; the planted coupling is exact in it
 WITHIN_NETWORK_LOADING = 0.6
 BASE_COUPLING = 0.15
 NETWORK_COUPLING = {
@@ -154,21 +158,40 @@ def coupling_matrix(
 
 
 def _bold_spectrum(freqs: np.ndarray) -> np.ndarray:
-    """Amplitude: flat in 0.01-0.1 Hz, Gaussian roll-off outside, a floor of 0.1."""
-    below = np.exp(-0.5 * ((freqs - 0.01) / 0.005) ** 2)
-    above = np.exp(-0.5 * ((freqs - 0.1) / 0.02) ** 2)
-    band = np.where(freqs < 0.01, below, np.where(freqs > 0.1, above, 1.0))
+    """Amplitude: flat in SLOW_BAND_HZ, Gaussian roll-off outside, a floor of 0.1."""
+    low, high = SLOW_BAND_HZ
+    below = np.exp(-0.5 * ((freqs - low) / 0.005) ** 2)
+    above = np.exp(-0.5 * ((freqs - high) / 0.02) ** 2)
+    band = np.where(freqs < low, below, np.where(freqs > high, above, 1.0))
     return 0.1 + 0.9 * band
+
+
+def _whiten(series: np.ndarray) -> np.ndarray:
+    """Rows (n, T) made uncorrelated with unit sample variance (symmetric whitening)."""
+    values, vectors = np.linalg.eigh(series @ series.T / series.shape[1])
+    return (vectors / np.sqrt(values)) @ vectors.T @ series
 
 
 def _network_signals(
     rng: np.random.Generator, coupling: np.ndarray, n_vols: int, tr: float
 ) -> np.ndarray:
-    """Latent network signals whose sample correlation is ``coupling`` (when n_vols allows)."""
-    latent = shaped_noise(rng, len(coupling), n_vols, tr, _bold_spectrum)
-    if n_vols > 2 * len(coupling):
-        values, vectors = np.linalg.eigh(latent @ latent.T / n_vols)
-        latent = (vectors / np.sqrt(values)) @ vectors.T @ latent
+    """Latent network signals whose sample correlation is ``coupling`` (when n_vols allows).
+
+    The correlation is exact within the slow band (SLOW_BAND_HZ, what a band-pass keeps) and
+    outside it, each part keeping its share of the power; runs too short for that (no more slow
+    frequencies than networks) get it over the whole series only.
+    """
+    n = len(coupling)
+    latent = shaped_noise(rng, n, n_vols, tr, _bold_spectrum)
+    freqs = np.fft.rfftfreq(n_vols, tr)
+    slow = (freqs >= SLOW_BAND_HZ[0]) & (freqs <= SLOW_BAND_HZ[1])
+    fast = ~slow & (freqs > 0)
+    if min(slow.sum(), fast.sum()) > n:
+        spectrum = np.fft.rfft(latent, axis=-1)
+        parts = [np.fft.irfft(spectrum * band, n=n_vols, axis=-1) for band in (slow, fast)]
+        latent = sum(np.sqrt(np.mean(part**2)) * _whiten(part) for part in parts)
+    elif n_vols > 2 * n:
+        latent = _whiten(latent)
     return np.linalg.cholesky(coupling) @ latent
 
 
