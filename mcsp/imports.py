@@ -52,7 +52,6 @@ import time
 import zlib
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -78,6 +77,7 @@ from mcsp.bids import (
 )
 from mcsp.exceptions import CohortError, ConfigError
 from mcsp.fmri import ParcellationResult, timeseries_path, write_timeseries
+from mcsp.parallel import process_pool
 
 try:
     from mcsp.fmri import QC_COLUMNS
@@ -653,7 +653,7 @@ def _map(func: Callable[[Any], Any], jobs: list[Any], n_jobs: int) -> list[Any]:
     n_jobs = max(1, min(int(n_jobs), len(jobs)))
     if n_jobs == 1:
         return [func(job) for job in jobs]
-    with ProcessPoolExecutor(max_workers=n_jobs) as pool:
+    with process_pool(n_jobs) as pool:
         return list(pool.map(func, jobs, chunksize=max(1, len(jobs) // (8 * n_jobs))))
 
 

@@ -19,7 +19,6 @@ import logging
 import os
 import time
 from collections.abc import Iterable, Mapping, Sequence
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -45,6 +44,7 @@ from mcsp.domains import (
 from mcsp.eeg import CHANNEL_SETS
 from mcsp.exceptions import McspError
 from mcsp.pairing import pair_samples
+from mcsp.parallel import process_pool
 from mcsp.splits import assign_folds
 
 log = logging.getLogger(__name__)
@@ -344,7 +344,7 @@ def build_store(
     tmp_h5 = h5_path.with_name(h5_path.name + ".tmp")
     writer = _H5Writer(tmp_h5)
     records, exclusions = [], []
-    pool = ProcessPoolExecutor(jobs) if jobs > 1 else None
+    pool = process_pool(jobs) if jobs > 1 else None
     try:
         # results are consumed as they arrive, in task order: memory holds what is not yet written
         results = pool.map(_run_task, tasks, chunksize=4) if pool else map(_run_task, tasks)

@@ -8,7 +8,6 @@ import os
 import shutil
 import sys
 import warnings
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import mne
@@ -29,6 +28,7 @@ from mcsp.eeg import (
     write_clean,
 )
 from mcsp.exceptions import ConfigError, McspError
+from mcsp.parallel import process_pool
 
 COMMON = CHANNEL_SETS["1020_19"]
 SETTINGS = {"min_clean_s": 5.0}  # recordings here are 12 s
@@ -90,7 +90,7 @@ def results(cohort: Path, truth: dict, participants: pd.DataFrame) -> dict[str, 
     for bad in truth["bad_channels"]:
         paths.append(_vhdr(cohort, bad["participant_id"], bad["task"], bad["session"]))
     paths = list(dict.fromkeys(paths))
-    with ProcessPoolExecutor(2) as pool:
+    with process_pool(2) as pool:
         return dict(zip(paths, pool.map(_run, paths), strict=True))
 
 

@@ -7,7 +7,6 @@ import gzip
 import json
 import os
 import shutil
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import nibabel as nib
@@ -24,29 +23,29 @@ from mcsp.fmri import (
     timeseries_path,
     write_timeseries,
 )
+from mcsp.parallel import process_pool
 
 SCHAEFER400 = (
     Path(__file__).resolve().parents[2]
     / "shared/data/atlases/Schaefer2018_400Parcels_7Networks_order_FSLMNI152_2mm.nii.gz"
 )
-SEED = int(os.environ.get("MCSP_TEST_FMRI_SEED", "1"))
+SEED = int(os.environ.get("MCSP_TEST_FMRI_SEED", "1"))  # of the planted-effect cohort
 # Lighter cleaning for the tests of mechanics (speed); the planted effect is tested with defaults.
 FAST = {"strategy_options": {"motion": "basic"}, "low_pass": None}
 
 
-@pytest.fixture(scope="module")
-def cohort(tmp_path_factory: pytest.TempPathFactory) -> dict:
-    """18 synthetic subjects, 5-min runs at 4 mm; returns paths and ground truth.
-
-    Runs last 300 s at every site (150 volumes at TR 2 s, 375 at 0.8 s, 120 at 2.5 s): what the
-    default cleaning (24 motion + 2 tissue + cosine regressors, band-pass 0.01-0.1 Hz, about
-    0.18 x seconds degrees of freedom) needs to leave signal; much shorter runs leave none.
-    """
+def _generate(out: Path, n_subjects: int, seed: int, fmri_volumes: int) -> dict:
+    """A synthetic cohort at 4 mm: its root, ground truth and fMRIPrep-like runs."""
     from mcsp.synth import generate_cohort
 
-    out = tmp_path_factory.mktemp("fmri") / "bids"
     truth = generate_cohort(
-        out, 18, SEED, eeg_duration_s=2, fmri_volumes=150, fmri_voxel_size_mm=4, n_jobs=2
+        out,
+        n_subjects,
+        seed,
+        eeg_duration_s=2,
+        fmri_volumes=fmri_volumes,
+        fmri_voxel_size_mm=4,
+        n_jobs=2,
     )
     runs = []
     for bold in sorted(
@@ -63,6 +62,23 @@ def cohort(tmp_path_factory: pytest.TempPathFactory) -> dict:
             }
         )
     return {"root": out, "truth": truth, "runs": runs}
+
+
+@pytest.fixture(scope="module")
+def cohort(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    """4 subjects, one per site at least, 2-min runs (60 volumes at TR 2 s): the mechanics."""
+    return _generate(tmp_path_factory.mktemp("fmri") / "bids", 4, 1, fmri_volumes=60)
+
+
+@pytest.fixture(scope="module")
+def effect_cohort(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    """18 subjects, 5-min runs: the planted effect after the default cleaning.
+
+    Runs last 300 s at every site (150 volumes at TR 2 s, 375 at 0.8 s, 120 at 2.5 s): what the
+    default cleaning (24 motion + 2 tissue + cosine regressors, band-pass 0.01-0.1 Hz, about
+    0.18 x seconds degrees of freedom) needs to leave signal; much shorter runs leave none.
+    """
+    return _generate(tmp_path_factory.mktemp("fmri_effect") / "bids", 18, SEED, fmri_volumes=150)
 
 
 @pytest.fixture(scope="module")
@@ -210,7 +226,7 @@ def test_parcellation_shapes_and_sidecar(cohort: dict, seitzman, tmp_path: Path)
     assert result.ok and result.qc["status"] == "ok"
     assert result.timeseries.shape == (run["n_volumes"] - nss - fd_bad, 300)
     assert list(result.timeseries.columns) == seitzman.labels
-    assert np.allclose(result.timeseries.mean(), 0, atol=1e-6)
+    assert np.allclose(result.timeseries.mean(), 0, atol=1e-5)  # float32 output
     side = result.sidecar
     tr = json.loads(run["bold"].with_name(run["bold"].name.replace(".nii.gz", ".json")).read_text())
     assert side["RepetitionTime"] == tr["RepetitionTime"]
@@ -376,14 +392,14 @@ def _default_fc(job: tuple[dict, Atlas]) -> np.ndarray | None:
     return functional_connectivity(result.timeseries) if result.ok else None
 
 
-def test_planted_asd_effect_recovered(cohort: dict, seitzman) -> None:
+def test_planted_asd_effect_recovered(effect_cohort: dict, seitzman) -> None:
     """ASD lowers DefaultMode–SomatomotorDorsal FC (ground_truth.json effects.fmri_fc), and it
     survives the pipeline's default cleaning (the one the workflow runs).
 
     Observed with this fixture (18 subjects, 3-4 ASD vs 6-7 controls), seeds 1-5: DM-SMd
     difference -0.12 to -0.28 (Fisher z), correlation with the planted pattern 0.28 to 0.53.
     """
-    truth = cohort["truth"]
+    truth = effect_cohort["truth"]
     effect = truth["effects"]["fmri_fc"]
     net_a, net_b = effect["networks"]
     nets = np.array(seitzman.networks)
@@ -391,10 +407,10 @@ def test_planted_asd_effect_recovered(cohort: dict, seitzman) -> None:
     diagnosis = {s["participant_id"]: s["diagnosis"] for s in truth["subjects"]}
     runs = [
         run
-        for run in cohort["runs"]
+        for run in effect_cohort["runs"]
         if diagnosis[run["subject"]] in (effect["label"], effect["reference"])
     ]
-    with ProcessPoolExecutor(2) as pool:
+    with process_pool(2) as pool:
         matrices = list(pool.map(_default_fc, [(run, seitzman) for run in runs]))
     fc: dict[str, list[np.ndarray]] = {}
     for run, matrix in zip(runs, matrices, strict=True):

@@ -8,7 +8,6 @@ import os
 import secrets
 import shutil
 from collections.abc import Mapping
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -16,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 from mcsp import __version__
+from mcsp.parallel import process_pool
 from mcsp.synth import _eeg, _fmri
 from mcsp.synth._design import (
     BAD_CHANNEL_FRACTION,
@@ -190,7 +190,7 @@ def _simulate_all(
     if n_jobs == 1:
         records = [_simulate_subject(job) for job in jobs]
     else:
-        with ProcessPoolExecutor(n_jobs) as pool:
+        with process_pool(n_jobs) as pool:
             records = list(pool.map(_simulate_subject, jobs))
     shutil.rmtree(root / ".work", ignore_errors=True)
     return records
