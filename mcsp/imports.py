@@ -76,31 +76,8 @@ from mcsp.bids import (
     parse_name,
 )
 from mcsp.exceptions import CohortError, ConfigError
-from mcsp.fmri import ParcellationResult, timeseries_path, write_timeseries
+from mcsp.fmri import QC_COLUMNS, ParcellationResult, timeseries_path, write_timeseries
 from mcsp.parallel import process_pool
-
-try:
-    from mcsp.fmri import QC_COLUMNS
-except ImportError:  # pragma: no cover - older mcsp.fmri without the shared QC columns
-    QC_COLUMNS = [
-        "cohort",
-        "subject",
-        "session",
-        "task",
-        "run",
-        "atlas",
-        "timeseries",
-        "n_volumes",
-        "n_non_steady_state",
-        "n_censored",
-        "pct_censored",
-        "n_kept",
-        "mean_fd",
-        "zero_variance_rois",
-        "empty_rois",
-        "status",
-        "reason",
-    ]
 
 log = logging.getLogger(__name__)
 
