@@ -112,8 +112,11 @@ def main() -> None:
     )
     n, t = 0, time.perf_counter()
     for k, batch in enumerate(loader):
+        if k == 0:
+            first_s, t = time.perf_counter() - t, time.perf_counter()
+            continue
         n += len(batch["pair_id"])
-        if k + 1 >= args.max_batches:
+        if k >= args.max_batches:
             break
     load_s = time.perf_counter() - t
 
@@ -131,6 +134,7 @@ def main() -> None:
         "pairs": summary["n_pairs"],
         "samples_h5_mb": round(size_mb, 1),
         "loader_workers": args.workers,
+        "loader_first_batch_s": round(first_s, 2),
         "loader_pairs": n,
         "loader_pairs_per_s": round(n / load_s, 1),
         "loader_samples_per_s": round(2 * n / load_s, 1),

@@ -125,7 +125,12 @@ def build_parser() -> argparse.ArgumentParser:
     synth.add_argument("--subjects", type=int, default=30, help="number of subjects")
     synth.add_argument("--seed", type=int, default=42, help="random seed")
     synth.add_argument("--eeg-duration", type=float, default=60.0, help="seconds per EEG run")
-    synth.add_argument("--fmri-volumes", type=int, default=150, help="volumes per BOLD run")
+    synth.add_argument(
+        "--fmri-volumes",
+        type=int,
+        default=150,
+        help="run length in volumes at TR 2 s (every site records the same duration)",
+    )
     synth.add_argument("--voxel-size", type=int, default=4, help="BOLD voxel size in mm")
     synth.add_argument("--jobs", type=int, default=1, help="parallel processes")
     synth.set_defaults(func=_synth)

@@ -7,6 +7,7 @@ fixed length). Frequency = fMRI amplitude spectra or EEG Welch log-power on a fi
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -104,6 +105,11 @@ def fisher_z(r: np.ndarray) -> np.ndarray:
     return z
 
 
+@functools.lru_cache(maxsize=8)
+def _upper(n: int) -> tuple[np.ndarray, np.ndarray]:
+    return np.triu_indices(n, k=1)
+
+
 def sparsify(matrix: np.ndarray, rule: str, value: float) -> tuple[np.ndarray, np.ndarray]:
     """Edges of a symmetric connectivity matrix under a sparsification rule.
 
@@ -119,7 +125,7 @@ def sparsify(matrix: np.ndarray, rule: str, value: float) -> tuple[np.ndarray, n
         edge, and float32 E.
     """
     n = matrix.shape[0]
-    iu, ju = np.triu_indices(n, k=1)
+    iu, ju = _upper(n)
     weights = np.abs(matrix[iu, ju])
     if rule == "none":
         keep = np.ones(len(iu), dtype=bool)
@@ -130,7 +136,10 @@ def sparsify(matrix: np.ndarray, rule: str, value: float) -> tuple[np.ndarray, n
             raise ConfigError(f"study.sparsify.value must be a fraction in [0, 1], got {value}.")
         n_keep = int(round(value * len(iu)))
         keep = np.zeros(len(iu), dtype=bool)
-        keep[np.argsort(-weights, kind="stable")[:n_keep]] = True
+        if n_keep:
+            cut = np.partition(weights, len(weights) - n_keep)[len(weights) - n_keep]
+            keep = weights > cut
+            keep[np.flatnonzero(weights == cut)[: n_keep - keep.sum()]] = True
     elif rule == "topk":
         k = min(int(value), n - 1)
         strength = np.abs(matrix).astype(float)

@@ -2,6 +2,11 @@
 
 A fold number belongs to a subject, so every sample and pair of a subject lies in the same fold:
 fold ``k`` is the test set of split ``k`` and no subject is ever on both sides.
+
+The stratified dealing gives each fold the same per-stratum counts as scikit-learn's
+``StratifiedKFold`` (tested), which cannot be used directly: it refuses when every stratum is
+smaller than the number of folds, as label × site strata of small cohorts are (the demo: 30
+subjects, 6 strata, 10 folds).
 """
 
 from __future__ import annotations

@@ -67,3 +67,24 @@ def test_errors() -> None:
         assign_folds(subjects, "stratified_kfold", 2, "MDD")
     with pytest.raises(ConfigError, match="study.split"):
         assign_folds(subjects, "random", 2)
+
+
+@pytest.mark.filterwarnings("ignore:The least populated class:UserWarning")
+def test_fold_allocation_matches_scikit_learn() -> None:
+    """Where scikit-learn's StratifiedKFold accepts the strata, each stratum is spread over the
+    folds in the same counts, and the folds have the same sizes, as there."""
+    from sklearn.model_selection import StratifiedKFold
+
+    from mcsp.splits import strata
+
+    subjects = _subjects(n=97, seed=3)
+    keys = strata(subjects, "ASD")
+    ours = pd.crosstab(assign_folds(subjects, "stratified_kfold", 5, "ASD", seed=0), keys)
+    theirs = pd.Series(-1, index=subjects.index)
+    skf = StratifiedKFold(n_splits=5, shuffle=True, random_state=0)
+    for k, (_, test) in enumerate(skf.split(np.zeros(len(keys)), keys.to_numpy())):
+        theirs.iloc[test] = k
+    theirs = pd.crosstab(theirs, keys)
+    assert list(ours.columns) == list(theirs.columns)
+    np.testing.assert_array_equal(np.sort(ours.to_numpy(), 0), np.sort(theirs.to_numpy(), 0))
+    assert sorted(ours.sum(axis=1)) == sorted(theirs.sum(axis=1))
