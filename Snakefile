@@ -13,6 +13,7 @@ include: "rules/cohort.smk"
 include: "rules/fmri.smk"
 include: "rules/eeg.smk"
 include: "rules/store.smk"
+include: "rules/pretrain.smk"
 
 
 rule all:

@@ -112,6 +112,24 @@ def _store_build(args: argparse.Namespace) -> None:
     print(f"store written to {args.out}: {counts}")
 
 
+def _pretrain(args: argparse.Namespace) -> None:
+    import torch
+
+    from mcsp.config import load_yaml, validate
+    from mcsp.train import pretrain
+
+    raw = dict(load_yaml(args.config) or {}) if args.config else {}
+    overrides = {"max_steps": args.max_steps, "epochs": args.epochs, "device": args.device}
+    raw["pretrain"] = {
+        **(raw.get("pretrain") or {}),
+        **{k: v for k, v in overrides.items() if v is not None},
+    }
+    config = validate(raw, "config", str(args.config or "command line"))
+    torch.set_num_threads(args.threads)
+    summary = pretrain(args.store, args.out, config, resume=not args.restart, progress=True)
+    print(f"pretrained model written to {args.out / 'model.pt'}: {summary}")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``mcsp`` (one sub-command per entry point)."""
     parser = argparse.ArgumentParser(
@@ -191,6 +209,19 @@ def build_parser() -> argparse.ArgumentParser:
     sbuild.add_argument("--out", type=Path, required=True, help="store folder")
     sbuild.add_argument("--jobs", type=int, default=1, help="parallel processes")
     sbuild.set_defaults(func=_store_build)
+
+    pre = sub.add_parser(
+        "pretrain", help="self-supervised pretraining on a dataset store (resumes when rerun)"
+    )
+    pre.add_argument("store", type=Path, help="store folder (results/store)")
+    pre.add_argument("--out", type=Path, required=True, help="output folder (results/pretrain)")
+    pre.add_argument("--config", type=Path, default=None, help="its model and pretrain blocks")
+    pre.add_argument("--epochs", type=int, default=None, help="override pretrain.epochs")
+    pre.add_argument("--max-steps", type=int, default=None, help="override pretrain.max_steps")
+    pre.add_argument("--device", choices=["auto", "cpu", "cuda"], default=None)
+    pre.add_argument("--threads", type=int, default=2, help="CPU threads")
+    pre.add_argument("--restart", action="store_true", help="ignore an existing checkpoint")
+    pre.set_defaults(func=_pretrain)
 
     config = sub.add_parser("config", help="config commands")
     config_sub = config.add_subparsers(dest="config_command", required=True)

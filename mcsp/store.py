@@ -14,6 +14,7 @@ Layout of ``out_dir`` (every file written to ``<name>.tmp`` then renamed):
 
 from __future__ import annotations
 
+import copy
 import json
 import logging
 import os
@@ -521,6 +522,16 @@ class PairDataset(torch.utils.data.Dataset):
 
     def __len__(self) -> int:
         return len(self.pairs)
+
+    def subset(self, keep: np.ndarray) -> PairDataset:
+        """A dataset over the pairs where the boolean ``keep`` is true (same store, lazy)."""
+        keep = np.asarray(keep, dtype=bool)
+        part = copy.copy(self.__getstate__())
+        out = PairDataset.__new__(PairDataset)
+        out.__dict__.update(part)
+        out.pairs = self.pairs[keep].reset_index(drop=True)
+        out.rows = {m: r[keep] for m, r in self.rows.items()}
+        return out
 
     def __getstate__(self) -> dict:
         state = dict(self.__dict__)

@@ -135,7 +135,7 @@ def store_inputs(wildcards):
 def all_targets(wildcards):
     """Everything the default target asks for (read after the inventory checkpoints)."""
     targets = [target for cohort in COHORTS for target in cohort_targets(cohort)]
-    return targets + [f"{RESULTS}/store/store.json"]
+    return targets + [f"{RESULTS}/store/store.json", f"{RESULTS}/pretrain/model.pt"]
 
 
 # --- fMRI branch inputs ---

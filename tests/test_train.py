@@ -1,0 +1,164 @@
+"""Pretraining on a small store: the loss falls, seeds reproduce, a killed job resumes."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import torch
+
+from mcsp.config import validate
+from mcsp.store import build_store
+from mcsp.train import epoch_batches, load_pretrained, pretrain, split_subjects
+
+from .test_store import write_cohort
+
+MODEL = {
+    "hidden": 16,
+    "proj_dim": 8,
+    "graph": {"layers": 1, "heads": 2, "pe_dim": 4},
+    "sequence": {"layers": 1, "heads": 2, "patches": 4},
+}
+PRETRAIN = {
+    "batch_size": 8,
+    "epochs": 4,
+    "lr": 0.003,
+    "warmup_steps": 2,
+    "num_workers": 0,
+    "log_every": 1,
+    "checkpoint_every": 2,
+    "val_fraction": 0.2,
+    "seed": 5,
+}
+STUDY = {
+    "fmri_window": 20,
+    "fmri_stride": 10,
+    "eeg_segment_s": 2.0,
+    "eeg_stride_s": 2.0,
+    "eeg_temporal_length": 64,
+    "eeg_frequency_bins": 20,
+    "fmri_frequency_bins": 8,
+    "max_pairs_per_subject": 6,
+    "folds": 2,
+    "stratify_label": "ASD",
+}
+
+
+def _config(**pretrain) -> dict:
+    return {"model": MODEL, "pretrain": {**PRETRAIN, **pretrain}}
+
+
+def _build(root: Path, eeg: bool = True) -> Path:
+    subjects = {
+        f"{i:02d}": {
+            "site": f"S{i % 2}",
+            "ASD": i % 2,
+            "fmri": [("1", 40, 2.0, False)],
+            "eeg": [("1", "eyesopen", 8, [])] if eeg else [],
+        }
+        for i in range(10)
+    }
+    write_cohort(root / "results", "p", subjects, rois=8)
+    config = validate({"cohorts": ["p"], "study": STUDY}, "config", "test")
+    build_store(config, root / "results", root / "store")
+    return root / "store"
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return _build(tmp_path_factory.mktemp("pretrain"))
+
+
+def _losses(out: Path, split: str = "train") -> pd.DataFrame:
+    table = pd.read_csv(out / "metrics.csv")
+    return table[table["split"] == split].reset_index(drop=True)
+
+
+def test_pretraining_lowers_the_loss(store: Path, tmp_path: Path) -> None:
+    summary = pretrain(store, tmp_path, _config(epochs=12))
+    train = _losses(tmp_path)
+    assert summary["steps"] == len(train) == summary["total_steps"]
+    assert train["total"].tail(5).mean() < 0.8 * train["total"].head(5).mean()
+    for column in ("contrastive/fmri/spatial", "contrastive/eeg/temporal", "distillation/spatial"):
+        assert train[column].notna().all() and (train[column] > 0).all()
+    assert (train["consistency"] > 0).all() and (train["pairs_both"] == 8).all()
+    for name in ("model.pt", "best.pt", "checkpoint.pt", "summary.json"):
+        assert (tmp_path / name).is_file()
+    assert any((tmp_path / "tensorboard").iterdir())
+    model = load_pretrained(tmp_path / "model.pt")
+    assert model.modalities == ("fmri", "eeg") and not model.training
+
+
+def test_same_seed_same_losses(store: Path, tmp_path: Path) -> None:
+    runs = [pretrain(store, tmp_path / f"run{k}", _config(epochs=1)) for k in range(2)]
+    assert runs[0]["final_loss"] == runs[1]["final_loss"]
+    pd.testing.assert_frame_equal(_losses(tmp_path / "run0"), _losses(tmp_path / "run1"))
+    other = pretrain(store, tmp_path / "other", _config(epochs=1, seed=6))
+    assert other["final_loss"] != runs[0]["final_loss"]
+
+
+def test_validation_subjects_held_out(store: Path) -> None:
+    pairs = pd.read_csv(store / "pairs.tsv", sep="\t", dtype=str)
+    train, val = split_subjects(pairs, 0.2, seed=1)
+    assert not set(pairs["subject"][train]) & set(pairs["subject"][val])
+    assert pairs["subject"][val].nunique() == 2
+    batches = epoch_batches(len(pairs), 8, seed=1, epoch=0)
+    assert sorted(i for b in batches for i in b)[: len(pairs) - len(pairs) % 8 or None]
+    assert epoch_batches(len(pairs), 8, 1, 0) == batches != epoch_batches(len(pairs), 8, 1, 1)
+
+
+def test_killed_job_resumes_on_the_same_curve(store: Path, tmp_path: Path) -> None:
+    """SIGKILL a pretraining process after a checkpoint; the rerun continues the step count and
+    reproduces the uninterrupted run's loss curve exactly."""
+    config = _config(epochs=10)
+    reference = pretrain(store, tmp_path / "reference", config)
+    out = tmp_path / "killed"
+    script = (
+        "import json, sys, torch; from mcsp.train import pretrain; "
+        f"torch.set_num_threads({torch.get_num_threads()}); "
+        f"pretrain({str(store)!r}, {str(out)!r}, json.loads(sys.argv[1]))"
+    )
+    proc = subprocess.Popen([sys.executable, "-c", script, json.dumps(config)])
+    deadline = time.monotonic() + 120
+    killed_at = None
+    while time.monotonic() < deadline and proc.poll() is None:
+        ckpt = out / "checkpoint.pt"
+        if ckpt.is_file():
+            step = torch.load(ckpt, weights_only=False)["step"]
+            if step >= 6:
+                os.kill(proc.pid, signal.SIGKILL)
+                killed_at = step
+                break
+        time.sleep(0.05)
+    proc.wait()
+    assert killed_at is not None, "the job finished or stalled before it could be killed"
+    assert not (out / "model.pt").exists()
+    resumed = pretrain(store, out, config)
+    assert resumed["resumed_from"] >= killed_at
+    assert resumed["steps"] == reference["steps"]
+    pd.testing.assert_frame_equal(_losses(out), _losses(tmp_path / "reference"))
+    pd.testing.assert_frame_equal(_losses(out, "val"), _losses(tmp_path / "reference", "val"))
+
+
+def test_changed_settings_start_afresh(store: Path, tmp_path: Path) -> None:
+    pretrain(store, tmp_path, _config(epochs=1))
+    summary = pretrain(store, tmp_path, _config(epochs=1, lr=0.001))
+    assert summary["resumed_from"] is None
+    extended = pretrain(store, tmp_path, _config(epochs=2, lr=0.001))
+    assert extended["resumed_from"] == summary["steps"]
+
+
+def test_fmri_only_store(tmp_path: Path) -> None:
+    store = _build(tmp_path, eeg=False)
+    summary = pretrain(store, tmp_path / "out", _config(epochs=2))
+    train = _losses(tmp_path / "out")
+    assert summary["steps"] > 0 and train["distillation"].isna().all()
+    assert train["contrastive/fmri/temporal"].notna().all()
+    assert load_pretrained(tmp_path / "out" / "model.pt").modalities == ("fmri",)
