@@ -496,6 +496,8 @@ class PairDataset(torch.utils.data.Dataset):
         store_dir: the folder ``build_store`` wrote.
         folds: keep the pairs of these folds only (None = all).
         exclude_folds: drop the pairs of these folds (e.g. the test fold).
+        modality: instead of the pairs, every sample of this modality once, as an item whose
+            other modality is None (``pair_id`` = ``sample_id``): for embeddings and evaluation.
     """
 
     def __init__(
@@ -503,11 +505,20 @@ class PairDataset(torch.utils.data.Dataset):
         store_dir: str | Path,
         folds: Iterable[int] | None = None,
         exclude_folds: Iterable[int] = (),
+        modality: str | None = None,
     ) -> None:
         self.store_dir = Path(store_dir)
         self.meta = json.loads((self.store_dir / "store.json").read_text())
-        pairs = read_store_table(store_dir, "pairs")
         index = read_store_table(store_dir, "index")
+        if modality is None:
+            pairs = read_store_table(store_dir, "pairs")
+        else:
+            if modality not in MODALITIES:
+                raise ValueError(f"modality {modality!r}: use one of {', '.join(MODALITIES)}")
+            pairs = index[index["modality"] == modality].drop(columns="row")
+            pairs = pairs.assign(pair_id=pairs["sample_id"], kind=f"{modality}_sample")
+            for m in MODALITIES:
+                pairs[f"{m}_sample"] = pairs["sample_id"] if m == modality else ""
         if folds is not None:
             pairs = pairs[pairs["fold"].isin(list(folds))]
         pairs = pairs[~pairs["fold"].isin(list(exclude_folds))].reset_index(drop=True)

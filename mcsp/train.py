@@ -499,3 +499,30 @@ def load_pretrained(path: str | Path, device: str | torch.device = "cpu") -> MCS
     model = MCSP(state["shapes"], state["settings"]["model"])
     model.load_state_dict(state["model"])
     return model.to(device).eval()
+
+
+@torch.no_grad()
+def embed(
+    model: MCSP,
+    store_dir: str | Path,
+    modality: str,
+    domains: Sequence[str] | None = None,
+    batch_size: int = 64,
+) -> tuple[Any, np.ndarray]:
+    """Fused embeddings (no projection head) of every sample of ``modality`` in a store.
+
+    Returns:
+        ``(samples, embeddings)``: the samples' rows of the store index (sample_id, subject,
+        labels, fold…) and a float32 array with one embedding per row.
+    """
+    dataset = PairDataset(store_dir, modality=modality)
+    device = next(model.parameters()).device
+    was_training = model.training
+    model.eval()
+    out = []
+    for start in range(0, len(dataset), batch_size):
+        items = [dataset[i] for i in range(start, min(start + batch_size, len(dataset)))]
+        data = _to_device(collate_pairs(items)[modality], device)
+        out.append(model.embed(prepare_modality(data), modality, domains).float().cpu())
+    model.train(was_training)
+    return dataset.pairs.reset_index(drop=True), torch.cat(out).numpy()

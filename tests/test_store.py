@@ -319,3 +319,20 @@ def test_abide_time_series_window(tmp_path: Path) -> None:
     assert starts and not problems
     d = fmri_domains(ts[starts[0] : starts[0] + 100], 2.0, study)
     assert d["spatial"].shape == (ts.shape[1], ts.shape[1])
+
+
+def test_sample_view(store: tuple[Path, dict]) -> None:
+    store_dir, _ = store
+    index = read_store_table(store_dir, "index")
+    for modality, other in (("fmri", "eeg"), ("eeg", "fmri")):
+        samples = PairDataset(store_dir, modality=modality)
+        mine = index[index["modality"] == modality]
+        assert len(samples) == len(mine)
+        assert sorted(samples.pairs["pair_id"]) == sorted(mine["sample_id"])
+        assert samples[0][other] is None and samples[0][modality] is not None
+        batch = collate_pairs([samples[i] for i in range(len(samples))])
+        assert batch[modality]["mask"].all() and batch[other]["spatial"] is None
+    test_fold = PairDataset(store_dir, folds=[0], modality="fmri")
+    assert set(test_fold.pairs["fold"]) == {0}
+    with pytest.raises(ValueError, match="modality"):
+        PairDataset(store_dir, modality="meg")

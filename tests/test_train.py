@@ -16,7 +16,7 @@ import torch
 
 from mcsp.config import validate
 from mcsp.store import build_store
-from mcsp.train import epoch_batches, load_pretrained, pretrain, split_subjects
+from mcsp.train import embed, epoch_batches, load_pretrained, pretrain, split_subjects
 
 from .test_store import write_cohort
 
@@ -94,6 +94,10 @@ def test_pretraining_lowers_the_loss(store: Path, tmp_path: Path) -> None:
     assert any((tmp_path / "tensorboard").iterdir())
     model = load_pretrained(tmp_path / "model.pt")
     assert model.modalities == ("fmri", "eeg") and not model.training
+    samples, vectors = embed(model, store, "eeg")
+    assert vectors.shape == (len(samples), MODEL["hidden"]) and set(samples["modality"]) == {"eeg"}
+    again = embed(model, store, "eeg", batch_size=3)[1]
+    assert abs(vectors - again).max() < 1e-5
 
 
 def test_same_seed_same_losses(store: Path, tmp_path: Path) -> None:
