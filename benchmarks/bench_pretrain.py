@@ -23,6 +23,7 @@ import torch
 
 from mcsp.config import validate
 from mcsp.models import MCSP
+from mcsp.parallel import tune_allocator
 from mcsp.store import build_store
 from mcsp.train import pretrain
 
@@ -43,6 +44,7 @@ def main() -> None:
     args = parser.parse_args()
 
     torch.set_num_threads(args.threads)
+    tune_allocator()
     work = Path(tempfile.mkdtemp(prefix="bench_pretrain_"))
     store = args.store
     if store is None:

@@ -116,6 +116,7 @@ def _pretrain(args: argparse.Namespace) -> None:
     import torch
 
     from mcsp.config import load_yaml, validate
+    from mcsp.parallel import tune_allocator
     from mcsp.train import pretrain
 
     raw = dict(load_yaml(args.config) or {}) if args.config else {}
@@ -125,6 +126,7 @@ def _pretrain(args: argparse.Namespace) -> None:
         **{k: v for k, v in overrides.items() if v is not None},
     }
     config = validate(raw, "config", str(args.config or "command line"))
+    tune_allocator()
     torch.set_num_threads(args.threads)
     summary = pretrain(args.store, args.out, config, resume=not args.restart, progress=True)
     print(f"pretrained model written to {args.out / 'model.pt'}: {summary}")

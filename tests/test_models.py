@@ -183,7 +183,7 @@ def test_from_store(tmp_path) -> None:
         ({"graph": {"pooling": "sum"}}, "graph.pooling"),
         ({"fusion": "gated"}, "fusion"),
         ({"domains": []}, "domains"),
-        ({"sequence": {"patches": 30}}, "patches"),
+        ({"sequence": {"patches": 0}}, "patches"),
         ({"modalities": ["fmri"], "_shapes": "eeg"}, "share no modality"),
     ],
 )
@@ -193,6 +193,12 @@ def test_bad_settings_raise_config_error(bad: dict[str, Any], message: str) -> N
         shapes = {k: v for k, v in SHAPES.items() if k.startswith("eeg/")}
     with pytest.raises(ConfigError, match=message):
         MCSP(shapes, bad)
+
+
+def test_patches_capped_by_series_length() -> None:
+    model = MCSP(SHAPES, {**SMALL, "sequence": {"patches": 30}})
+    assert model.encoders["frequency"].patches == {"fmri": 8, "eeg": 10}
+    assert model(inputs("fmri"), "fmri")["z"]["frequency"].shape == (3, 8)
 
 
 def test_missing_domain_shape_raises() -> None:

@@ -160,12 +160,6 @@ class MCSP(nn.Module):
             )
         q = s["sequence"]
         tokens = q[f"{domain}_tokens"]
-        for m, (_, length) in per_modality.items():
-            if tokens == "patch" and length < q["patches"]:
-                raise ConfigError(
-                    f"model.sequence.patches ({q['patches']}) exceeds the {m} {domain} length "
-                    f"({length}): lower patches or use {domain}_tokens: region."
-                )
         return SequenceTransformer(
             per_modality,
             layers=q["layers"],

@@ -27,11 +27,12 @@ def standardise_rows(x: Tensor, eps: float = 1e-5) -> Tensor:
 class SequenceTransformer(nn.Module):
     """Transformer encoder over the (N, L) series of one domain of one or more modalities.
 
-    Tokens: ``patch`` cuts the last axis into ``patches`` pieces of ``L // patches`` values (the
-    remainder is dropped) and a token is one piece across all N rows (N · piece values); ``region``
-    makes one token per row (its L values). Rows are z-scored per sample first. A per-modality
-    linear layer and learned positional embedding make the tokens; a learned CLS token is
-    prepended and its pre-norm transformer output, after a final LayerNorm, is the embedding.
+    Tokens: ``patch`` cuts the last axis into ``P = min(patches, L)`` pieces of ``L // P`` values
+    (the remainder is dropped) and a token is one piece across all N rows (N · piece values);
+    ``region`` makes one token per row (its L values). Rows are z-scored per sample first. A
+    per-modality linear layer and learned positional embedding make the tokens; a learned CLS
+    token is prepended and its pre-norm transformer output, after a final LayerNorm, is the
+    embedding.
 
     Args:
         shapes: (N, L) per modality.
@@ -40,7 +41,7 @@ class SequenceTransformer(nn.Module):
         heads: attention heads.
         dropout: dropout inside the encoder.
         tokens: ``patch`` or ``region``.
-        patches: number of patches for patch tokens.
+        patches: number of patches for patch tokens (at most L per modality).
         share: one encoder (and CLS token) for all modalities; only token embeddings and positional
             embeddings are per modality. False = separate encoders per modality.
     """
@@ -63,14 +64,13 @@ class SequenceTransformer(nn.Module):
             raise ValueError(f"hidden ({hidden}) must be divisible by heads ({heads})")
         self.shapes = {m: (int(s[0]), int(s[1])) for m, s in shapes.items()}
         self.tokens = tokens
-        self.patches = patches
+        self.patches = {m: min(patches, length) for m, (_, length) in self.shapes.items()}
         self.share = share
         embed, position = {}, {}
         for m, (n, length) in self.shapes.items():
             if tokens == "patch":
-                if length < patches:
-                    raise ValueError(f"{m}: {patches} patches need series of >= {patches} values")
-                count, width = patches, n * (length // patches)
+                count = min(patches, length)
+                width = n * (length // count)
             else:
                 count, width = n, length
             embed[m] = nn.Linear(width, hidden)
@@ -83,12 +83,13 @@ class SequenceTransformer(nn.Module):
         for p in [*self.position.values(), *self.cls.values()]:
             nn.init.trunc_normal_(p, std=0.02)
 
-    def tokenise(self, x: Tensor) -> Tensor:
+    def tokenise(self, x: Tensor, modality: str) -> Tensor:
         """(B, N, L) → (B, tokens, token width) per the tokenisation."""
         if self.tokens == "region":
             return x
-        piece = x.size(-1) // self.patches
-        x = x[..., : piece * self.patches].unflatten(-1, (self.patches, piece))
+        patches = self.patches[modality]
+        piece = x.size(-1) // patches
+        x = x[..., : piece * patches].unflatten(-1, (patches, piece))
         return x.transpose(1, 2).flatten(2)
 
     def forward(self, x: Tensor, modality: str) -> Tensor:
@@ -111,7 +112,7 @@ class SequenceTransformer(nn.Module):
                 f"for {self.shapes[modality]}"
             )
         core = "shared" if self.share else modality
-        tokens = self.embed[modality](self.tokenise(standardise_rows(x)))
+        tokens = self.embed[modality](self.tokenise(standardise_rows(x), modality))
         tokens = tokens + self.position[modality]
         cls = self.cls[core].expand(x.size(0), -1, -1).to(tokens.dtype)
         return self.encoders[core](torch.cat([cls, tokens], dim=1))[:, 0]
