@@ -14,6 +14,7 @@ include: "rules/fmri.smk"
 include: "rules/eeg.smk"
 include: "rules/store.smk"
 include: "rules/pretrain.smk"
+include: "rules/evaluate.smk"
 
 
 rule all:

@@ -135,7 +135,11 @@ def store_inputs(wildcards):
 def all_targets(wildcards):
     """Everything the default target asks for (read after the inventory checkpoints)."""
     targets = [target for cohort in COHORTS for target in cohort_targets(cohort)]
-    return targets + [f"{RESULTS}/store/store.json", f"{RESULTS}/pretrain/model.pt"]
+    return targets + [
+        f"{RESULTS}/store/store.json",
+        f"{RESULTS}/pretrain/model.pt",
+        f"{RESULTS}/evaluation/summary.tsv",
+    ]
 
 
 # --- fMRI branch inputs ---
@@ -205,3 +209,72 @@ def cohort_eeg_sidecars(wildcards):
         f"{RESULTS}/{wildcards.cohort}/eeg/{stem}_desc-clean_eeg.json"
         for stem in usable_rows(wildcards.cohort, "eeg")
     ]
+
+
+# --- evaluation ---
+
+EVALUATE = CONFIG["evaluate"]
+MCSP_MODEL_NAMES = ("mcsp", "mcsp_linear", "mcsp_scratch")
+
+
+def study_modalities():
+    """Modalities the study's cohorts can give (imported cohorts are fMRI only)."""
+    have = set()
+    for name in study_cohorts():
+        cohort = COHORTS[name]
+        if cohort["format"] != "bids" or cohort["fmri"]["tasks"]:
+            have.add("fmri")
+        if cohort["format"] == "bids" and cohort["eeg"]["tasks"]:
+            have.add("eeg")
+    return have & set(CONFIG["model"]["modalities"])
+
+
+def evaluation_tasks():
+    """evaluate.tasks, or every label the study's cohorts define."""
+    if EVALUATE["tasks"]:
+        return list(EVALUATE["tasks"])
+    return sorted(
+        {label for name in study_cohorts() for label in COHORTS[name]["labels"]}
+    )
+
+
+def evaluation_folds():
+    """evaluate.folds, or every fold of a stratified k-fold study."""
+    if EVALUATE["folds"] is not None:
+        return list(EVALUATE["folds"])
+    if CONFIG["study"]["split"] != "stratified_kfold":
+        raise ConfigError(
+            "study.split leave_one_site_out: list the test folds in evaluate.folds (one per site, "
+            "see results/store/index.tsv) as their number is unknown before the store exists."
+        )
+    return list(range(CONFIG["study"]["folds"]))
+
+
+def evaluation_jobs():
+    """Metrics files of every (experiment, model, task, fold, seed) job."""
+    from mcsp.experiments import applicable, experiment_settings
+
+    jobs = []
+    for experiment in EVALUATE["experiments"]:
+        for model in experiment_settings(CONFIG, experiment)["models"]:
+            if not applicable(model, study_modalities()):
+                continue
+            for task in evaluation_tasks():
+                for fold in evaluation_folds():
+                    for seed in range(EVALUATE["seeds"]):
+                        jobs.append(
+                            f"{RESULTS}/evaluation/{experiment}/{model}/{task}/"
+                            f"fold-{fold}_seed-{seed}_metrics.tsv"
+                        )
+    return jobs
+
+
+def finetune_input(wildcards):
+    """The store, and the pretrained model unless the model starts from scratch."""
+    inputs = {
+        "summary": f"{RESULTS}/store/store.json",
+        "samples": f"{RESULTS}/store/samples.h5",
+    }
+    if wildcards.model != "mcsp_scratch":
+        inputs["pretrained"] = f"{RESULTS}/pretrain/model.pt"
+    return inputs

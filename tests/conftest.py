@@ -61,6 +61,15 @@ TINY_SETTINGS = {
         "eeg_stride_s": 4.0,
         "folds": 3,
     },
+    "model": {
+        "hidden": 16,
+        "proj_dim": 8,
+        "graph": {"layers": 1, "heads": 2, "pe_dim": 4},
+        "sequence": {"layers": 1, "heads": 2, "patches": 4},
+    },
+    "pretrain": {"epochs": 2, "batch_size": 8, "num_workers": 0, "warmup_steps": 2},
+    "finetune": {"epochs": 2, "patience": 1, "batch_size": 8},
+    "evaluate": {"tasks": ["ASD"], "seeds": 1, "models": ["mcsp", "fc_logreg"]},
 }
 
 

@@ -179,6 +179,21 @@ def test_store_built_from_both_branches(branches: dict) -> None:
 
 
 @pytest.mark.workflow
+def test_pretraining_and_evaluation_ran(branches: dict) -> None:
+    results = branches["root"] / "results"
+    summary = json.loads((results / "pretrain" / "summary.json").read_text())
+    assert summary["steps"] == summary["total_steps"] > 0
+    curve = pd.read_csv(results / "pretrain" / "metrics.csv")
+    assert (curve["split"] == "train").sum() == summary["steps"]
+    metrics = pd.read_csv(results / "evaluation" / "metrics.tsv", sep="\t", dtype={"fold": str})
+    assert set(metrics["model"]) == {"mcsp", "fc_logreg"} and set(metrics["task"]) == {"ASD"}
+    assert set(metrics["fold"]) == {"0", "1", "2", "pooled"}
+    table = pd.read_csv(results / "evaluation" / "summary.tsv", sep="\t")
+    assert {"per fold", "pooled folds"} == set(table["scope"])
+    assert "mean ± sd" in table.columns
+
+
+@pytest.mark.workflow
 def test_qc_summary_command(branches: dict, capsys: pytest.CaptureFixture[str]) -> None:
     from mcsp.cli import main
 

@@ -1,0 +1,344 @@
+"""Fine-tuning MCSP for a label: pretrained (or random) encoders + fusion + an MLP head.
+
+Modes: ``full`` (every weight trains, the encoders at a lower learning rate), ``linear`` (the
+encoders are frozen and a linear layer is fitted on their fused embeddings, a linear probe) and
+``scratch`` (random encoders, everything trains). Modality and domain subsets make the paper's
+ablations. The protocol is :func:`mcsp.evaluate.evaluation_split`'s: train on the training folds,
+pick the epoch on the validation fold (subject-averaged AUROC, validation loss breaking ties),
+score the test fold once.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+from sklearn.utils.class_weight import compute_class_weight
+from torch import nn
+
+from mcsp.augment import prepare_modality
+from mcsp.config import schema_defaults
+from mcsp.evaluate import auroc, evaluation_split, labelled, subject_scores
+from mcsp.exceptions import McspError
+from mcsp.models import MCSP
+from mcsp.store import PairDataset, collate_pairs, read_store_table
+from mcsp.train import _to_device, load_pretrained, merge, resolve_device
+
+log = logging.getLogger(__name__)
+
+MODES = ("full", "linear", "scratch")
+
+
+def finetune_settings(settings: Mapping[str, Any] | None) -> dict[str, Any]:
+    """The ``finetune`` block with every default filled."""
+    return merge(schema_defaults("config", "finetune"), settings)
+
+
+class Classifier(nn.Module):
+    """Fused embeddings of the chosen modalities, concatenated, into a classification head.
+
+    A sample lacking one of the modalities gets a learned placeholder embedding for it.
+
+    Args:
+        backbone: the MCSP encoders (pretrained or random).
+        n_classes: output logits.
+        modalities: modalities used (a subset of the backbone's).
+        domains: domains used (a subset of the backbone's).
+        linear: a single linear layer (linear probe) instead of a two-layer MLP.
+        dropout: dropout of the MLP head.
+    """
+
+    def __init__(
+        self,
+        backbone: MCSP,
+        n_classes: int,
+        modalities: Sequence[str],
+        domains: Sequence[str],
+        linear: bool = False,
+        dropout: float = 0.1,
+    ) -> None:
+        super().__init__()
+        missing = sorted(set(modalities) - set(backbone.modalities))
+        if missing:
+            raise McspError(
+                f"fine-tuning asks for modalities {missing} that the model lacks "
+                f"(it has {list(backbone.modalities)}): change finetune.modalities."
+            )
+        self.backbone = backbone
+        self.modalities = tuple(m for m in backbone.modalities if m in modalities)
+        self.domains = tuple(d for d in backbone.domains if d in domains)
+        hidden = backbone.settings["hidden"]
+        width = hidden * len(self.modalities)
+        self.placeholder = nn.ParameterDict(
+            {m: nn.Parameter(torch.zeros(hidden)) for m in self.modalities}
+        )
+        self.head = (
+            nn.Linear(width, n_classes)
+            if linear
+            else nn.Sequential(
+                nn.Linear(width, hidden),
+                nn.GELU(),
+                nn.Dropout(dropout),
+                nn.Linear(hidden, n_classes),
+            )
+        )
+
+    def features(self, batch: Mapping[str, Any], device: torch.device) -> torch.Tensor:
+        """(B, hidden × modalities) fused embeddings of a collated batch."""
+        parts = []
+        for m in self.modalities:
+            mask = batch[m]["mask"].to(device)
+            out = self.placeholder[m].expand(len(mask), -1).clone()
+            data = _to_device(batch[m], device)
+            if data is not None:
+                out[mask] = self.backbone.embed(prepare_modality(data), m, self.domains).float()
+            parts.append(out)
+        return torch.cat(parts, dim=1)
+
+    def forward(self, batch: Mapping[str, Any], device: torch.device) -> torch.Tensor:
+        """Logits (B, n_classes)."""
+        return self.head(self.features(batch, device))
+
+
+def _items(store_dir: Path, modalities: Sequence[str], task: str) -> PairDataset:
+    """Pairs (both modalities) or one modality's samples, restricted to labelled subjects."""
+    dataset = PairDataset(store_dir, modality=None if len(modalities) > 1 else modalities[0])
+    if task not in dataset.pairs.columns:
+        labelled(dataset.pairs, task)  # raises with the store's labels listed
+    if len(modalities) > 1:
+        have = np.zeros(len(dataset), dtype=bool)
+        for m in modalities:
+            have |= dataset.rows[m] >= 0
+        dataset = dataset.subset(have)
+    return dataset.subset(dataset.pairs[task].notna().to_numpy())
+
+
+def _fraction(pairs: pd.DataFrame, mask: np.ndarray, task: str, fraction: float, seed: int):
+    """Keep ``fraction`` of the training subjects (at least one per class), stratified, seeded."""
+    if fraction >= 1:
+        return mask
+    rng = np.random.default_rng([seed, 11])
+    subjects = pairs[mask].drop_duplicates(["cohort", "subject"])
+    keep = []
+    for _, group in subjects.groupby(task):
+        n = max(1, int(round(fraction * len(group))))
+        keep += list(
+            group.iloc[rng.permutation(len(group))[:n]][["cohort", "subject"]].itertuples(
+                index=False, name=None
+            )
+        )
+    chosen = set(keep)
+    return mask & np.array(
+        [(c, s) in chosen for c, s in zip(pairs["cohort"], pairs["subject"], strict=True)]
+    )
+
+
+def _batches(n: int, size: int, rng: np.random.Generator | None) -> list[np.ndarray]:
+    order = rng.permutation(n) if rng is not None else np.arange(n)
+    return np.array_split(order, max(1, -(-n // size)))
+
+
+def _predict(
+    model: Classifier,
+    dataset: PairDataset,
+    size: int,
+    device: torch.device,
+    features: bool = False,
+) -> torch.Tensor:
+    """Logits (or, with ``features``, the head's inputs) of every item, in order, on CPU."""
+    model.eval()
+    call = model.features if features else model.forward
+    with torch.no_grad():
+        out = [
+            call(collate_pairs([dataset[int(i)] for i in batch]), device).float().cpu()
+            for batch in _batches(len(dataset), size, None)
+        ]
+    return torch.cat(out) if out else torch.zeros(0)
+
+
+def _frame(pairs: pd.DataFrame, y: np.ndarray, probs: np.ndarray) -> pd.DataFrame:
+    out = pairs[["cohort", "subject", "pair_id"]].reset_index(drop=True)
+    out = out.rename(columns={"pair_id": "sample_id"})
+    out["y"] = y
+    if probs.ndim == 1:
+        out["score"] = probs
+    else:
+        for k in range(probs.shape[1]):
+            out[f"score_{k}"] = probs[:, k]
+    return out
+
+
+def _probs(logits: torch.Tensor, n_classes: int) -> np.ndarray:
+    p = torch.softmax(logits, dim=1).double().numpy()
+    return p[:, 1] if n_classes == 2 else p
+
+
+def finetune(
+    store_dir: str | Path,
+    task: str,
+    test_fold: int,
+    seed: int = 0,
+    pretrained: str | Path | None = None,
+    settings: Mapping[str, Any] | None = None,
+    model_settings: Mapping[str, Any] | None = None,
+) -> pd.DataFrame:
+    """Fine-tune on the training folds, select on the validation fold, score the test fold.
+
+    Args:
+        store_dir: the dataset store.
+        task: a label column of the store.
+        test_fold: the outer fold scored.
+        seed: seeds the head, the batch order and dropout (``scratch`` also seeds the encoders).
+        pretrained: ``model.pt`` of :func:`mcsp.train.pretrain`; needed for ``full`` and
+            ``linear``.
+        settings: the ``finetune`` block (mode, modalities, domains, epochs, …).
+        model_settings: the ``model`` block, for ``scratch`` only.
+
+    Returns:
+        One row per test-fold item (pair, or sample for one modality): ``cohort, subject,
+        sample_id, y, score`` (or ``score_k``), ``split``; ``attrs`` records the selection.
+    """
+    cfg = finetune_settings(settings)
+    store_dir = Path(store_dir)
+    device = resolve_device(cfg["device"])
+    mode = cfg["mode"]
+    if mode not in MODES:
+        raise McspError(f"finetune.mode {mode!r}: use one of {', '.join(MODES)}.")
+    if mode != "scratch" and pretrained is None:
+        raise McspError(f"finetune mode {mode} needs a pretrained model (rule pretrain).")
+    dataset = _items(store_dir, cfg["modalities"], task)
+    pairs = dataset.pairs
+    classes = sorted(int(v) for v in pairs[task].unique())
+    if len(classes) < 2:
+        raise McspError(f"{store_dir}: task {task} has one class ({classes}) among labelled items.")
+    y = np.searchsorted(classes, pairs[task].to_numpy(dtype=np.int64)).astype(np.int64)
+    n_folds = int(read_store_table(store_dir, "index")["fold"].max()) + 1
+    train, val, test = evaluation_split(pairs["fold"].astype(int), test_fold, n_folds)
+    train = _fraction(pairs, train, task, cfg["label_fraction"], seed)
+    for name, mask in (("training", train), ("validation", val), ("test", test)):
+        if not mask.any():
+            raise McspError(
+                f"fine-tuning {task}, test fold {test_fold}: no labelled item in the {name} "
+                "folds; use fewer folds or more subjects."
+            )
+    if len(np.unique(y[train])) < len(classes):
+        raise McspError(
+            f"fine-tuning {task}, test fold {test_fold}: the training folds lack a class; use "
+            "fewer folds or more subjects."
+        )
+
+    torch.manual_seed(seed)
+    if mode == "scratch":
+        backbone = MCSP(dataset.meta["shapes"], model_settings)
+    else:
+        backbone = load_pretrained(pretrained)
+    model = Classifier(
+        backbone,
+        len(classes),
+        cfg["modalities"],
+        cfg["domains"],
+        linear=mode == "linear",
+        dropout=cfg["dropout"],
+    ).to(device)
+    if mode == "linear":
+        for p in model.backbone.parameters():
+            p.requires_grad_(False)
+    groups = [
+        {"params": [*model.head.parameters(), *model.placeholder.parameters()], "lr": cfg["lr"]}
+    ]
+    if mode != "linear":
+        lr = cfg["lr"] * (cfg["backbone_lr_scale"] if mode == "full" else 1.0)
+        groups.append({"params": list(model.backbone.parameters()), "lr": lr})
+    optimiser = torch.optim.AdamW(groups, weight_decay=cfg["weight_decay"])
+    weights = compute_class_weight("balanced", classes=np.arange(len(classes)), y=y[train])
+    loss_fn = nn.CrossEntropyLoss(weight=torch.tensor(weights, dtype=torch.float32, device=device))
+    train_set, val_set, test_set = (dataset.subset(m) for m in (train, val, test))
+    y_train = torch.from_numpy(y[train]).to(device)
+    y_val = torch.from_numpy(y[val])
+    rng = np.random.default_rng([seed, 5])
+    binary = len(classes) == 2 and len(np.unique(y[val])) == 2
+    best, best_state, best_epoch, waited, history = (-np.inf,), None, -1, 0, []
+    cached = None
+    if mode == "linear":  # frozen encoders in eval mode: their embeddings never change
+        cached = {
+            name: _predict(model, part, cfg["batch_size"], device, features=True).to(device)
+            for name, part in (("train", train_set), ("val", val_set), ("test", test_set))
+        }
+
+    def logits_of(name: str, part: PairDataset) -> torch.Tensor:
+        if cached is None:
+            return _predict(model, part, cfg["batch_size"], device)
+        model.eval()
+        with torch.no_grad():
+            return model.head(cached[name]).float().cpu()
+
+    for epoch in range(cfg["epochs"]):
+        model.train()
+        total = 0.0
+        for batch in _batches(len(train_set), cfg["batch_size"], rng):
+            if cached is None:
+                logits = model(collate_pairs([train_set[int(i)] for i in batch]), device)
+            else:
+                logits = model.head(cached["train"][torch.from_numpy(batch).to(device)])
+            loss = loss_fn(logits.float(), y_train[torch.from_numpy(batch).to(device)])
+            optimiser.zero_grad(set_to_none=True)
+            loss.backward()
+            optimiser.step()
+            total += loss.item() * len(batch)
+        logits = logits_of("val", val_set)
+        val_loss = float(nn.functional.cross_entropy(logits, y_val))
+        frame = _frame(val_set.pairs, y[val], _probs(logits, len(classes)))
+        subjects = subject_scores(frame)
+        score = (auroc(subjects["y"], subjects["score"]), -val_loss) if binary else (-val_loss,)
+        history.append(
+            {
+                "epoch": epoch,
+                "train_loss": total / len(train_set),
+                "val_loss": val_loss,
+                "val_auroc": score[0] if binary else None,
+            }
+        )
+        if score > best:
+            best, best_epoch, waited = score, epoch, 0
+            best_state = copy.deepcopy(model.state_dict())
+        else:
+            waited += 1
+            if waited >= cfg["patience"]:
+                break
+    model.load_state_dict(best_state)
+    probs = _probs(logits_of("test", test_set), len(classes))
+    out = _frame(test_set.pairs, y[test], probs)
+    out["split"] = "test"
+    out.attrs = {
+        "task": task,
+        "test_fold": int(test_fold),
+        "validation_fold": int((test_fold + 1) % n_folds),
+        "seed": int(seed),
+        "mode": mode,
+        "modalities": list(model.modalities),
+        "domains": list(model.domains),
+        "classes": classes,
+        "training_subjects": int(pairs[train].drop_duplicates(["cohort", "subject"]).shape[0]),
+        "selection": {
+            "criterion": "subject_auroc, then -val_loss" if binary else "-val_loss",
+            "best": float(best[0]),
+            "best_epoch": best_epoch,
+            "epochs_run": len(history),
+        },
+        "history": history,
+    }
+    log.info(
+        "fine-tuned %s (%s) test fold %d: best epoch %d of %d",
+        task,
+        mode,
+        test_fold,
+        best_epoch,
+        len(history),
+    )
+    return out

@@ -1,0 +1,118 @@
+"""Fine-tuning through the evaluation folds: modes, subsets, label fraction, determinism."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from mcsp.config import validate
+from mcsp.evaluate import METRICS, binary_metrics, subject_scores
+from mcsp.exceptions import McspError
+from mcsp.experiments import merge_metrics, predictions_path, run_job, write_job
+from mcsp.finetune import finetune
+from mcsp.store import read_store_table
+from mcsp.train import pretrain
+
+from .test_baselines import store  # noqa: F401  (the module-scoped store fixture)
+from .test_train import MODEL
+
+FAST = {"epochs": 3, "patience": 2, "batch_size": 8}
+
+
+@pytest.fixture(scope="module")
+def pretrained(store: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:  # noqa: F811
+    out = tmp_path_factory.mktemp("finetune_pretrain")
+    config = {"model": MODEL, "pretrain": {"epochs": 2, "batch_size": 8, "num_workers": 0}}
+    pretrain(store, out, config)
+    return out / "model.pt"
+
+
+def _test_subjects(store: Path, fold: int) -> set[str]:  # noqa: F811
+    index = read_store_table(store, "index")
+    return set(index.loc[(index["fold"] == fold) & index["ASD"].notna(), "subject"])
+
+
+@pytest.mark.parametrize("mode", ["full", "linear", "scratch"])
+def test_modes_score_the_test_fold_only(store: Path, pretrained: Path, mode: str) -> None:  # noqa: F811
+    out = finetune(
+        store,
+        "ASD",
+        1,
+        seed=0,
+        pretrained=pretrained,
+        settings={**FAST, "mode": mode},
+        model_settings=MODEL,
+    )
+    assert set(out["subject"]) == _test_subjects(store, 1)
+    assert out["score"].between(0, 1).all() and set(out["split"]) == {"test"}
+    assert out.attrs["validation_fold"] == 2 and out.attrs["mode"] == mode
+    assert 1 <= out.attrs["selection"]["epochs_run"] <= FAST["epochs"]
+    metrics = binary_metrics(*subject_scores(out)[["y", "score"]].T.to_numpy())
+    assert 0 <= metrics["auroc"] <= 1
+
+
+def test_subsets_and_determinism(store: Path, pretrained: Path) -> None:  # noqa: F811
+    settings = {**FAST, "mode": "full", "modalities": ["fmri"], "domains": ["spatial"]}
+    first = finetune(store, "ASD", 0, seed=3, pretrained=pretrained, settings=settings)
+    again = finetune(store, "ASD", 0, seed=3, pretrained=pretrained, settings=settings)
+    assert first.attrs["modalities"] == ["fmri"] and first.attrs["domains"] == ["spatial"]
+    assert first["sample_id"].str.contains("_task-").all()  # fMRI samples, not pairs
+    np.testing.assert_array_equal(first["score"], again["score"])
+    other = finetune(store, "ASD", 0, seed=4, pretrained=pretrained, settings=settings)
+    assert not np.array_equal(first["score"], other["score"])
+
+
+def test_label_fraction_uses_fewer_subjects(store: Path, pretrained: Path) -> None:  # noqa: F811
+    full = finetune(store, "ASD", 0, pretrained=pretrained, settings=FAST)
+    few = finetune(store, "ASD", 0, pretrained=pretrained, settings={**FAST, "label_fraction": 0.2})
+    assert few.attrs["training_subjects"] == 2 < full.attrs["training_subjects"]
+
+
+def test_errors(store: Path, pretrained: Path) -> None:  # noqa: F811
+    with pytest.raises(McspError, match="needs a pretrained model"):
+        finetune(store, "ASD", 0, settings=FAST)
+    with pytest.raises(McspError, match="ADHD"):
+        finetune(store, "ADHD", 0, pretrained=pretrained, settings=FAST)
+
+
+def test_jobs_merge_into_tidy_tables(store: Path, pretrained: Path, tmp_path: Path) -> None:  # noqa: F811
+    config = validate(
+        {"model": MODEL, "finetune": FAST, "evaluate": {"tasks": ["ASD"], "seeds": 1}},
+        "config",
+        "test",
+    )
+    paths = []
+    for model in ("mcsp_linear", "fc_logreg"):
+        for fold in range(3):
+            predictions, metrics = run_job(store, model, "ASD", fold, 0, config, "main", pretrained)
+            assert set(metrics["metric"]) == set(METRICS) and (metrics["fold"] == fold).all()
+            paths.append(tmp_path / f"{model}_fold-{fold}_seed-0_metrics.tsv")
+            write_job(predictions, metrics, paths[-1])
+    metrics, summary = merge_metrics(paths)
+    pooled = metrics[metrics["fold"] == "pooled"].set_index(["model", "metric"])["value"]
+    fc = pd.concat(
+        pd.read_csv(predictions_path(p), sep="\t", dtype={"subject": str})
+        for p in paths
+        if "fc_logreg" in p.name
+    )
+    by_subject = subject_scores(fc)
+    assert len(by_subject) == 15  # every labelled subject scored once, in its test fold
+    assert pooled["fc_logreg", "auroc"] == pytest.approx(
+        binary_metrics(by_subject["y"], by_subject["score"])["auroc"]
+    )
+    assert pooled["fc_logreg", "auroc"] > 0.8  # the planted fMRI effect
+    per_fold = summary[summary["scope"] == "per fold"].set_index(["model", "metric"])
+    assert per_fold.loc[("fc_logreg", "auroc"), "n"] == 3
+    assert {"mean ± sd", "scope"} <= set(summary.columns)
+
+
+def test_unusable_job_recorded_not_fatal(store: Path, pretrained: Path) -> None:  # noqa: F811
+    config = validate({"model": MODEL, "finetune": FAST}, "config", "test")
+    predictions, metrics = run_job(store, "fc_logreg", "ADHD", 0, 0, config)
+    assert predictions.empty and metrics["value"].isna().all()
+    assert "ADHD" in metrics["note"].iloc[0]
+    with pytest.raises(McspError, match="ADHD"):
+        run_job(store, "fc_logreg", "ADHD", 0, 0, {**config, "strict": True})
