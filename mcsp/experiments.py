@@ -16,6 +16,7 @@ import pandas as pd
 
 from mcsp.baselines import BASELINES, run_baseline
 from mcsp.evaluate import (
+    KEYS,
     METRICS,
     binary_metrics,
     score_columns,
@@ -141,7 +142,9 @@ def pooled_metrics(predictions: pd.DataFrame) -> pd.DataFrame:
         keys = {"experiment": experiment, "model": model, "task": task, "seed": seed}
         table = tidy_metrics(binary_metrics(subjects["y"], score), **keys, fold="pooled")
         tables.append(table.assign(n_subjects=len(subjects), note=""))
-    return pd.concat(tables, ignore_index=True) if tables else pd.DataFrame()
+    if not tables:
+        return pd.DataFrame(columns=[*KEYS, "metric", "value", "n_subjects", "note"])
+    return pd.concat(tables, ignore_index=True)
 
 
 def merge_metrics(paths: Sequence[str | Path]) -> tuple[pd.DataFrame, pd.DataFrame]:

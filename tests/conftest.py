@@ -60,6 +60,7 @@ TINY_SETTINGS = {
         "eeg_segment_s": 4.0,
         "eeg_stride_s": 4.0,
         "folds": 3,
+        "stratify_label": "sex",
     },
     "model": {
         "hidden": 16,
@@ -69,7 +70,7 @@ TINY_SETTINGS = {
     },
     "pretrain": {"epochs": 2, "batch_size": 8, "num_workers": 0, "warmup_steps": 2},
     "finetune": {"epochs": 2, "patience": 1, "batch_size": 8},
-    "evaluate": {"tasks": ["ASD"], "seeds": 1, "models": ["mcsp", "fc_logreg"]},
+    "evaluate": {"tasks": ["sex"], "seeds": 1, "models": ["mcsp", "fc_logreg"]},
 }
 
 

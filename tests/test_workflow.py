@@ -184,10 +184,13 @@ def test_pretraining_and_evaluation_ran(branches: dict) -> None:
     summary = json.loads((results / "pretrain" / "summary.json").read_text())
     assert summary["steps"] == summary["total_steps"] > 0
     curve = pd.read_csv(results / "pretrain" / "metrics.csv")
-    assert (curve["split"] == "train").sum() == summary["steps"]
+    assert curve.loc[curve["split"] == "train", "step"].iloc[-1] == summary["steps"]
+    assert (curve["split"] == "val").sum() == summary["epochs"]
     metrics = pd.read_csv(results / "evaluation" / "metrics.tsv", sep="\t", dtype={"fold": str})
-    assert set(metrics["model"]) == {"mcsp", "fc_logreg"} and set(metrics["task"]) == {"ASD"}
+    assert set(metrics["model"]) == {"mcsp", "fc_logreg"} and set(metrics["task"]) == {"sex"}
     assert set(metrics["fold"]) == {"0", "1", "2", "pooled"}
+    pooled = metrics[(metrics["fold"] == "pooled") & (metrics["metric"] == "auroc")]
+    assert pooled["value"].between(0, 1).all() and len(pooled) == 2
     table = pd.read_csv(results / "evaluation" / "summary.tsv", sep="\t")
     assert {"per fold", "pooled folds"} == set(table["scope"])
     assert "mean ± sd" in table.columns
