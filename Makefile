@@ -19,6 +19,7 @@ demo: install
 	$(BIN)/snakemake --profile workflow/profiles/local
 	@cat results/synthetic/inventory.txt
 	@$(BIN)/mcsp qc results/synthetic
+	@$(BIN)/mcsp summary results/evaluation/summary.tsv
 
 test: install
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/pytest -ra

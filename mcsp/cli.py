@@ -132,6 +132,12 @@ def _pretrain(args: argparse.Namespace) -> None:
     print(f"pretrained model written to {args.out / 'model.pt'}: {summary}")
 
 
+def _summary(args: argparse.Namespace) -> None:
+    from mcsp.experiments import summary_table
+
+    print(summary_table(args.summary, args.metric, args.scope))
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``mcsp`` (one sub-command per entry point)."""
     parser = argparse.ArgumentParser(
@@ -224,6 +230,14 @@ def build_parser() -> argparse.ArgumentParser:
     pre.add_argument("--threads", type=int, default=2, help="CPU threads")
     pre.add_argument("--restart", action="store_true", help="ignore an existing checkpoint")
     pre.set_defaults(func=_pretrain)
+
+    summ = sub.add_parser("summary", help="print an evaluation summary.tsv as task × model")
+    summ.add_argument("summary", type=Path, help="results/evaluation/summary.tsv")
+    summ.add_argument("--metric", default="auroc", help="metric shown (default auroc)")
+    summ.add_argument(
+        "--scope", choices=["pooled folds", "per fold"], default=None, help="default: both"
+    )
+    summ.set_defaults(func=_summary)
 
     config = sub.add_parser("config", help="config commands")
     config_sub = config.add_subparsers(dest="config_command", required=True)

@@ -179,3 +179,23 @@ def merge_metrics(paths: Sequence[str | Path]) -> tuple[pd.DataFrame, pd.DataFra
         ignore_index=True,
     )
     return metrics, summary
+
+
+def summary_table(path: str | Path, metric: str = "auroc", scope: str | None = None) -> str:
+    """A summary.tsv as text: one block per experiment and scope, tasks × models, mean ± sd."""
+    path = Path(path)
+    if not path.is_file():
+        raise McspError(f"{path}: not found; run the evaluation first (rule metrics).")
+    table = pd.read_csv(path, sep="\t")
+    table = table[table["metric"] == metric]
+    if table.empty:
+        raise McspError(f"{path}: no rows for metric {metric!r} (metrics: {', '.join(METRICS)}).")
+    blocks = []
+    for (experiment, where), part in table.groupby(["experiment", "scope"], sort=False):
+        if scope is not None and where != scope:
+            continue
+        grid = part.pivot(index="task", columns="model", values="mean ± sd").fillna("n/a")
+        over = "over folds × seeds" if where == "per fold" else "of pooled folds, over seeds"
+        title = f"{metric} — experiment {experiment}, {where} (mean ± sd {over})"
+        blocks.append(f"{title}\n{grid.to_string()}")
+    return "\n\n".join(blocks)

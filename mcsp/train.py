@@ -118,8 +118,23 @@ def step_seed(seed: int, step: int) -> int:
     return int(np.random.default_rng([seed, step, 7]).integers(2**62))
 
 
+class Views(torch.nn.Module):
+    """Both views of every modality in one ``forward``, so DDP sees one pass per step."""
+
+    def __init__(self, model: MCSP) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, inputs: Mapping[str, tuple[dict, dict]]) -> dict[str, dict[str, Any]]:
+        """``{modality: (original, augmented)}`` → ``{modality: {"orig": out, "aug": out}}``."""
+        return {
+            m: {"orig": self.model(orig, m), "aug": self.model(aug, m)}
+            for m, (orig, aug) in inputs.items()
+        }
+
+
 def batch_loss(
-    model: torch.nn.Module,
+    views: torch.nn.Module,
     batch: Mapping[str, Any],
     settings: Mapping[str, Any],
     device: torch.device,
@@ -128,30 +143,25 @@ def batch_loss(
     """The pretraining loss of one batch: every modality's original and augmented views.
 
     Args:
-        model: an :class:`mcsp.models.MCSP` (or a DDP wrapper of one).
+        views: a :class:`Views` of the model (or a DDP wrapper of one).
         batch: :func:`mcsp.store.collate_pairs` output.
         settings: the ``pretrain`` block.
         device: where the tensors go.
         seed: seeds the augmentations (and, through ``torch.manual_seed``, dropout).
     """
-    core = model.module if isinstance(model, DistributedDataParallel) else model
+    core = views.module.model if isinstance(views, DistributedDataParallel) else views.model
     torch.manual_seed(seed)
     generator = torch.Generator(device=device).manual_seed(seed)
-    outputs: dict[str, dict[str, Any]] = {}
-    amp = settings["amp"] and device.type == "cuda"
+    inputs = {}
     for modality in core.modalities:
         data = _to_device(batch.get(modality), device)
-        if data is None:
-            continue
-        data = prepare_modality(data)
-        augmented = augment_modality(data, settings["augment"], generator)
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
-            outputs[modality] = {
-                "orig": model(data, modality),
-                "aug": model(augmented, modality),
-            }
-    outputs = {m: _float(o) for m, o in outputs.items()}
-    return pretraining_loss(outputs, batch, settings)
+        if data is not None:
+            data = prepare_modality(data)
+            inputs[modality] = (data, augment_modality(data, settings["augment"], generator))
+    amp = settings["amp"] and device.type == "cuda"
+    with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
+        outputs = views(inputs) if inputs else {}
+    return pretraining_loss(_float(outputs), batch, settings)
 
 
 def _float(tree: Any) -> Any:
@@ -324,6 +334,7 @@ def pretrain(
     torch.manual_seed(train_cfg["seed"])
     model = MCSP(shapes, settings["model"]).to(device)
     core = model
+    model = Views(core)
     if world > 1:
         model = DistributedDataParallel(
             model,
@@ -439,7 +450,7 @@ def pretrain(
             lr = scheduler.get_last_lr()[0]
             metrics.write({"step": step, "epoch": epoch, "split": "train", "lr": lr, **parts})
         if step % per_epoch == 0 or step == total_steps:
-            val = _validate(core, val_set, train_cfg["batch_size"], train_cfg, device)
+            val = _validate(Views(core), val_set, train_cfg["batch_size"], train_cfg, device)
             score = val if val is not None else sums["total"] / sums["n"]
             sums = {}
             if metrics:

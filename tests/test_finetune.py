@@ -11,7 +11,7 @@ import pytest
 from mcsp.config import validate
 from mcsp.evaluate import METRICS, binary_metrics, subject_scores
 from mcsp.exceptions import McspError
-from mcsp.experiments import merge_metrics, predictions_path, run_job, write_job
+from mcsp.experiments import merge_metrics, predictions_path, run_job, summary_table, write_job
 from mcsp.finetune import finetune
 from mcsp.store import read_store_table
 from mcsp.train import pretrain
@@ -116,3 +116,16 @@ def test_unusable_job_recorded_not_fatal(store: Path, pretrained: Path) -> None:
     assert "ADHD" in metrics["note"].iloc[0]
     with pytest.raises(McspError, match="ADHD"):
         run_job(store, "fc_logreg", "ADHD", 0, 0, {**config, "strict": True})
+
+
+def test_summary_table_and_empty_merge(store: Path, pretrained: Path, tmp_path: Path) -> None:  # noqa: F811
+    config = validate({"model": MODEL, "finetune": FAST}, "config", "test")
+    path = tmp_path / "fold-0_seed-0_metrics.tsv"
+    write_job(*run_job(store, "fc_logreg", "ADHD", 0, 0, config), path)
+    metrics, summary = merge_metrics([path])
+    assert metrics["value"].isna().all() and set(summary["scope"]) == {"per fold"}
+    summary.to_csv(tmp_path / "summary.tsv", sep="\t", index=False)
+    text = summary_table(tmp_path / "summary.tsv")
+    assert "auroc — experiment main, per fold" in text and "fc_logreg" in text
+    with pytest.raises(McspError, match="metric 'auc'"):
+        summary_table(tmp_path / "summary.tsv", "auc")

@@ -166,3 +166,22 @@ def test_fmri_only_store(tmp_path: Path) -> None:
     assert summary["steps"] > 0 and train["distillation"].isna().all()
     assert train["contrastive/fmri/temporal"].notna().all()
     assert load_pretrained(tmp_path / "out" / "model.pt").modalities == ("fmri",)
+
+
+def test_ddp_two_processes_on_cpu(store: Path, tmp_path: Path) -> None:
+    """torchrun with two CPU processes (gloo): each takes half the batches, rank 0 writes."""
+    import yaml
+
+    config = tmp_path / "config.yaml"
+    config.write_text(yaml.safe_dump(_config(epochs=2)))
+    torchrun = Path(sys.executable).with_name("torchrun")
+    result = subprocess.run(
+        [str(torchrun), "--nproc_per_node", "2", "-m", "mcsp.cli", "pretrain", str(store),
+         "--out", str(tmp_path / "out"), "--config", str(config), "--threads", "1"],
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    summary = json.loads((tmp_path / "out" / "summary.json").read_text())
+    single = pretrain(store, tmp_path / "single", _config(epochs=2))
+    assert summary["processes"] == 2 and summary["steps"] == single["steps"] // 2
+    assert len(_losses(tmp_path / "out")) == summary["steps"]
