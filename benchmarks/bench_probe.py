@@ -1,7 +1,7 @@
 """Linear probe: do pretrained MCSP embeddings separate the planted groups better than random ones?
 
 For each (task, modality) the fused embedding of every sample is averaged per subject, then an
-L2 logistic regression (scikit-learn, standardised features) is scored by subject-level
+L2 logistic regression (C = 0.1, scikit-learn, standardised features) is scored by subject-level
 stratified 5-fold cross-validation repeated over 20 shuffles (AUROC of the out-of-fold scores,
 mean ± sd over repeats). The same is done with the same architecture at random initialisation
 (several seeds). Usage::
@@ -48,7 +48,7 @@ def probe_auroc(x: np.ndarray, y: np.ndarray, repeats: int = 20) -> tuple[float,
         folds = StratifiedKFold(n_splits=min(5, np.bincount(y).min()), shuffle=True, random_state=r)
         oof = np.zeros(len(y))
         for train, test in folds.split(x, y):
-            clf = make_pipeline(StandardScaler(), LogisticRegression(C=1.0, max_iter=2000))
+            clf = make_pipeline(StandardScaler(), LogisticRegression(C=0.1, max_iter=2000))
             oof[test] = clf.fit(x[train], y[train]).predict_proba(x[test])[:, 1]
         scores.append(roc_auc_score(y, oof))
     return float(np.mean(scores)), float(np.std(scores))
