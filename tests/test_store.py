@@ -297,9 +297,9 @@ def test_collate_with_workers(store: tuple[Path, dict]) -> None:
         assert part["spatial"].edge_attr.shape[0] == part["spatial"].edge_index.shape[1]
         assert part["temporal"].dtype == torch.float32 and part["temporal"].shape[0] == n
         assert part["frequency"].shape[0] == n
-    # proportional 0.2 of 19 * 18 / 2 = 171 pairs -> 34 undirected edges per EEG graph
+    # proportional (default 0.1) of 19 * 18 / 2 = 171 pairs -> 17 undirected edges per EEG graph
     first = batch["eeg"]["spatial"].get_example(0)
-    assert first.edge_index.shape[1] == 2 * 34 and first.x.shape == (19, 19)
+    assert first.edge_index.shape[1] == 2 * 17 and first.x.shape == (19, 19)
     only_fmri = collate_pairs([ds[i] for i in np.flatnonzero(pairs["kind"] == "fmri_only")])
     assert only_fmri["eeg"]["spatial"] is None and not only_fmri["eeg"]["mask"].any()
 
