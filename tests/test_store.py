@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import tracemalloc
+import zlib
 from pathlib import Path
 
 import h5py
@@ -41,7 +42,7 @@ STUDY = {
 
 
 def _fmri(folder: Path, stem: str, n: int, rois: int, tr: float | None, nan: bool) -> str:
-    rng = np.random.default_rng(abs(hash(stem)) % 2**32)
+    rng = np.random.default_rng(zlib.crc32(stem.encode()))
     ts = rng.normal(size=(n, rois))
     if nan:
         ts[:, 0] = np.nan
@@ -53,7 +54,7 @@ def _fmri(folder: Path, stem: str, n: int, rois: int, tr: float | None, nan: boo
 
 
 def _eeg(folder: Path, stem: str, seconds: float, bads: list[float], channels: list[str]) -> str:
-    rng = np.random.default_rng(abs(hash(stem)) % 2**32)
+    rng = np.random.default_rng(zlib.crc32(stem.encode()))
     info = mne.create_info(channels, SFREQ, "eeg")
     raw = mne.io.RawArray(rng.normal(size=(len(channels), int(seconds * SFREQ))) * 1e-5, info)
     raw.set_annotations(mne.Annotations(bads, [1.0] * len(bads), ["BAD_segment"] * len(bads)))
