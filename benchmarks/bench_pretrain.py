@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import shutil
 import sys
 import tempfile
@@ -42,16 +43,19 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--no-amp", action="store_true")
     args = parser.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
 
     torch.set_num_threads(args.threads)
     tune_allocator()
     work = Path(tempfile.mkdtemp(prefix="bench_pretrain_"))
     store = args.store
     if store is None:
+        t = time.perf_counter()
         synthesise(work / "results" / "bench", args.subjects, 300, 150, 60.0, seed=0)
         config = validate({"cohorts": ["bench"]}, "config", "bench")
         build_store(config, work / "results", work / "store", jobs=2)
         store = work / "store"
+        print(f"store of {args.subjects} subjects in {time.perf_counter() - t:.1f} s", flush=True)
     settings = {
         "pretrain": {
             "batch_size": args.batch_size,

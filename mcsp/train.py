@@ -74,12 +74,21 @@ def settings_hash(settings: Mapping[str, Any]) -> str:
 
 
 def resolve_device(name: str) -> torch.device:
-    """``auto`` = CUDA (this process's local rank) when available, else CPU."""
-    if name == "cuda" and not torch.cuda.is_available():
-        raise ConfigError("pretrain.device is cuda but no CUDA device is visible: use auto or cpu.")
-    if name == "cpu" or not torch.cuda.is_available():
+    """``auto`` = this process's GPU (``LOCAL_RANK``) when CUDA is available, else the CPU."""
+    if name == "cpu":
         return torch.device("cpu")
-    return torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
+    gpus = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    if not gpus:
+        if name == "cuda":
+            raise ConfigError("device is cuda but no CUDA device is visible: use auto or cpu.")
+        return torch.device("cpu")
+    local = int(os.environ.get("LOCAL_RANK", 0))
+    if local >= gpus:
+        raise ConfigError(
+            f"process {local} on this node has no GPU of its own ({gpus} visible): start one "
+            f"process per GPU (torchrun --nproc_per_node {gpus}) or set device: cpu."
+        )
+    return torch.device("cuda", local)
 
 
 def split_subjects(pairs: Any, val_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -279,11 +288,10 @@ def _validate(
     return total / n if n else None
 
 
-def _distributed() -> tuple[int, int]:
+def _distributed(device: torch.device) -> tuple[int, int]:
     world = int(os.environ.get("WORLD_SIZE", 1))
     if world > 1 and not torch.distributed.is_initialized():
-        backend = "nccl" if torch.cuda.is_available() else "gloo"
-        torch.distributed.init_process_group(backend)
+        torch.distributed.init_process_group("nccl" if device.type == "cuda" else "gloo")
     rank = torch.distributed.get_rank() if world > 1 else 0
     return rank, world
 
@@ -313,8 +321,8 @@ def pretrain(
     settings = training_settings(config or {})
     train_cfg = settings["pretrain"]
     out_dir = Path(out_dir)
-    rank, world = _distributed()
     device = resolve_device(train_cfg["device"])
+    rank, world = _distributed(device)
     if device.type == "cuda":
         torch.cuda.set_device(device)
     if rank == 0:

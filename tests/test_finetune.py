@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 
 from mcsp.config import validate
 from mcsp.evaluate import METRICS, binary_metrics, subject_scores
@@ -19,7 +20,7 @@ from mcsp.train import pretrain
 from .test_baselines import store  # noqa: F401  (the module-scoped store fixture)
 from .test_train import MODEL
 
-FAST = {"epochs": 3, "patience": 2, "batch_size": 8}
+FAST = {"epochs": 3, "patience": 2, "batch_size": 8, "device": "cpu"}
 
 
 @pytest.fixture(scope="module")
@@ -129,3 +130,13 @@ def test_summary_table_and_empty_merge(store: Path, pretrained: Path, tmp_path: 
     assert "auroc — experiment main, per fold" in text and "fc_logreg" in text
     with pytest.raises(McspError, match="metric 'auc'"):
         summary_table(tmp_path / "summary.tsv", "auc")
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_full_finetuning_on_cuda(store: Path, pretrained: Path) -> None:  # noqa: F811
+    out = finetune(
+        store, "ASD", 1, seed=0, pretrained=pretrained,
+        settings={**FAST, "mode": "full", "device": "cuda"}, model_settings=MODEL,
+    )  # fmt: skip
+    assert set(out["subject"]) == _test_subjects(store, 1)
+    assert out["score"].between(0, 1).all() and out.attrs["mode"] == "full"

@@ -15,8 +15,16 @@ import pytest
 import torch
 
 from mcsp.config import validate
+from mcsp.exceptions import ConfigError
 from mcsp.store import build_store
-from mcsp.train import embed, epoch_batches, load_pretrained, pretrain, split_subjects
+from mcsp.train import (
+    embed,
+    epoch_batches,
+    load_pretrained,
+    pretrain,
+    resolve_device,
+    split_subjects,
+)
 
 from .test_store import write_cohort
 
@@ -36,6 +44,7 @@ PRETRAIN = {
     "checkpoint_every": 2,
     "val_fraction": 0.2,
     "seed": 5,
+    "device": "cpu",  # same seed, same numbers: promised on CPU (GPU kernels may reorder sums)
 }
 STUDY = {
     "fmri_window": 20,
@@ -186,3 +195,32 @@ def test_ddp_two_processes_on_cpu(store: Path, tmp_path: Path) -> None:
     single = pretrain(store, tmp_path / "single", _config(epochs=2))
     assert summary["processes"] == 2 and summary["steps"] == single["steps"] // 2
     assert len(_losses(tmp_path / "out")) == summary["steps"]
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_pretraining_on_cuda_with_bfloat16(store: Path, tmp_path: Path) -> None:
+    """On a GPU: autocast to bfloat16 trains, the checkpoint resumes there and loads on a CPU."""
+    summary = pretrain(store, tmp_path, _config(epochs=12, device="cuda", amp=True))
+    train = _losses(tmp_path)
+    assert summary["device"].startswith("cuda") and summary["steps"] == len(train)
+    assert train["total"].tail(5).mean() < 0.9 * train["total"].head(5).mean()
+    extended = pretrain(store, tmp_path, _config(epochs=14, device="cuda", amp=True))
+    assert extended["resumed_from"] == summary["steps"] and extended["steps"] > summary["steps"]
+    model = load_pretrained(tmp_path / "model.pt")
+    assert next(model.parameters()).device.type == "cpu"
+    samples, vectors = embed(model, store, "fmri")
+    assert vectors.shape == (len(samples), MODEL["hidden"])
+    assert torch.isfinite(torch.as_tensor(vectors)).all()
+
+
+def test_device_choice(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert resolve_device("cpu").type == "cpu"
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert resolve_device("auto").type == "cpu"
+    with pytest.raises(ConfigError, match="no CUDA device"):
+        resolve_device("cuda")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    monkeypatch.setenv("LOCAL_RANK", "1")
+    with pytest.raises(ConfigError, match="nproc_per_node 1"):
+        resolve_device("auto")
