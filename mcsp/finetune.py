@@ -11,6 +11,7 @@ score the test fold once.
 from __future__ import annotations
 
 import copy
+import json
 import logging
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -104,6 +105,12 @@ class Classifier(nn.Module):
     def forward(self, batch: Mapping[str, Any], device: torch.device) -> torch.Tensor:
         """Logits (B, n_classes)."""
         return self.head(self.features(batch, device))
+
+
+def store_modalities(store_dir: str | Path) -> list[str]:
+    """Modalities with at least one sample in the store, fMRI first."""
+    counts = json.loads((Path(store_dir) / "store.json").read_text())["n_samples"]
+    return [m for m in ("fmri", "eeg") if counts.get(m)]
 
 
 def _items(store_dir: Path, modalities: Sequence[str], task: str) -> PairDataset:
@@ -212,7 +219,8 @@ def finetune(
         raise McspError(f"finetune.mode {mode!r}: use one of {', '.join(MODES)}.")
     if mode != "scratch" and pretrained is None:
         raise McspError(f"finetune mode {mode} needs a pretrained model (rule pretrain).")
-    dataset = _items(store_dir, cfg["modalities"], task)
+    modalities = cfg["modalities"] or store_modalities(store_dir)
+    dataset = _items(store_dir, modalities, task)
     pairs = dataset.pairs
     classes = sorted(int(v) for v in pairs[task].unique())
     if len(classes) < 2:
@@ -241,7 +249,7 @@ def finetune(
     model = Classifier(
         backbone,
         len(classes),
-        cfg["modalities"],
+        modalities,
         cfg["domains"],
         linear=mode == "linear",
         dropout=cfg["dropout"],

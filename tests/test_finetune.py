@@ -140,3 +140,14 @@ def test_full_finetuning_on_cuda(store: Path, pretrained: Path) -> None:  # noqa
     )  # fmt: skip
     assert set(out["subject"]) == _test_subjects(store, 1)
     assert out["score"].between(0, 1).all() and out.attrs["mode"] == "full"
+
+
+def test_fmri_only_store_by_default(tmp_path: Path) -> None:
+    """The default modalities are the store's: an fMRI-only cohort (ABIDE) needs no setting."""
+    from .test_train import _build
+
+    fmri_store = _build(tmp_path, eeg=False, folds=3)
+    out = finetune(
+        fmri_store, "ASD", 0, seed=0, settings={**FAST, "mode": "scratch"}, model_settings=MODEL
+    )
+    assert out.attrs["modalities"] == ["fmri"] and out["sample_id"].str.contains("_task-").all()

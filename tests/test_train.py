@@ -64,7 +64,7 @@ def _config(**pretrain) -> dict:
     return {"model": MODEL, "pretrain": {**PRETRAIN, **pretrain}}
 
 
-def _build(root: Path, eeg: bool = True) -> Path:
+def _build(root: Path, eeg: bool = True, **study: object) -> Path:
     subjects = {
         f"{i:02d}": {
             "site": f"S{i % 2}",
@@ -75,7 +75,7 @@ def _build(root: Path, eeg: bool = True) -> Path:
         for i in range(10)
     }
     write_cohort(root / "results", "p", subjects, rois=8)
-    config = validate({"cohorts": ["p"], "study": STUDY}, "config", "test")
+    config = validate({"cohorts": ["p"], "study": {**STUDY, **study}}, "config", "test")
     build_store(config, root / "results", root / "store")
     return root / "store"
 
