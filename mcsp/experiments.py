@@ -36,12 +36,17 @@ PREDICTION_COLUMNS = ["cohort", "subject", "sample_id", "y", "score", "split"]
 
 
 def experiment_settings(config: Mapping[str, Any], experiment: str) -> dict[str, Any]:
-    """``{"models", "finetune"}`` of an experiment: its own keys over the config's defaults."""
+    """``{"models", "tasks", "finetune"}`` of an experiment: its own keys over the config's.
+
+    ``tasks`` is None when neither the experiment nor ``evaluate.tasks`` lists them (every label
+    of the study's cohorts, which only the workflow knows).
+    """
     spec = config["evaluate"]["experiments"].get(experiment)
     if spec is None:
         raise KeyError(f"experiment {experiment!r} is not in evaluate.experiments")
     return {
         "models": list(spec.get("models") or config["evaluate"]["models"]),
+        "tasks": spec.get("tasks") or config["evaluate"].get("tasks"),
         "finetune": merge(config.get("finetune") or {}, spec.get("finetune")),
     }
 

@@ -229,10 +229,13 @@ def study_modalities():
     return have & set(CONFIG["model"]["modalities"])
 
 
-def evaluation_tasks():
-    """evaluate.tasks, or every label the study's cohorts define."""
-    if EVALUATE["tasks"]:
-        return list(EVALUATE["tasks"])
+def evaluation_tasks(experiment):
+    """The experiment's tasks, evaluate.tasks, or every label the study's cohorts define."""
+    from mcsp.experiments import experiment_settings
+
+    tasks = experiment_settings(CONFIG, experiment)["tasks"]
+    if tasks:
+        return list(tasks)
     return sorted(
         {label for name in study_cohorts() for label in COHORTS[name]["labels"]}
     )
@@ -259,7 +262,7 @@ def evaluation_jobs():
         for model in experiment_settings(CONFIG, experiment)["models"]:
             if not applicable(model, study_modalities()):
                 continue
-            for task in evaluation_tasks():
+            for task in evaluation_tasks(experiment):
                 for fold in evaluation_folds():
                     for seed in range(EVALUATE["seeds"]):
                         jobs.append(

@@ -178,3 +178,36 @@ def test_tidy_metrics_and_summary() -> None:
         "n",
         "mean ± sd",
     ]
+
+
+def test_experiment_settings_override_the_defaults() -> None:
+    from mcsp.config import validate
+    from mcsp.experiments import experiment_settings
+
+    config = validate(
+        {
+            "finetune": {"epochs": 7},
+            "evaluate": {
+                "tasks": ["ASD"],
+                "models": ["fc_logreg"],
+                "experiments": {
+                    "main": {},
+                    "few": {
+                        "models": ["mcsp"],
+                        "tasks": ["MDD"],
+                        "finetune": {"label_fraction": 0.2},
+                    },
+                },
+            },
+        },
+        "config",
+        "test",
+    )
+    main = experiment_settings(config, "main")
+    assert main["models"] == ["fc_logreg"] and main["tasks"] == ["ASD"]
+    assert main["finetune"]["epochs"] == 7 and main["finetune"]["label_fraction"] == 1.0
+    few = experiment_settings(config, "few")
+    assert few["models"] == ["mcsp"] and few["tasks"] == ["MDD"]
+    assert few["finetune"]["epochs"] == 7 and few["finetune"]["label_fraction"] == 0.2
+    with pytest.raises(KeyError, match="not in evaluate.experiments"):
+        experiment_settings(config, "other")
