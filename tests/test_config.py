@@ -62,6 +62,24 @@ def test_repository_configs_are_valid() -> None:
     assert config["cohorts"] == ["synthetic"]
 
 
+@pytest.mark.parametrize(
+    "path", sorted((REPO / "config" / "experiments").glob("*.yaml")), ids=lambda p: p.stem
+)
+def test_experiment_files_are_valid(path: Path) -> None:
+    """An experiment file, merged over config.yaml as Snakemake does, is a valid config whose
+    cohorts exist and whose synthetic cohort (if any) is generated where its cohort file reads."""
+    from mcsp.config import validate
+    from mcsp.train import merge
+
+    base = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
+    config = validate(merge(base, yaml.safe_load(path.read_text())), "config", str(path))
+    for name in config["cohorts"]:
+        cohort = load_cohort(REPO / config["cohorts_dir"] / f"{name}.yaml")
+        if config["synth"]["activate"] and cohort.get("bids_root"):
+            assert cohort["bids_root"] == config["synth"]["out"], name
+    assert config["results_dir"] != "results", "experiment sets write beside the demo's results"
+
+
 def test_synth_defaults_match_the_generator() -> None:
     from mcsp.synth import DEFAULT_EFFECTS
 
