@@ -271,13 +271,17 @@ def _validate(
     settings: Mapping[str, Any],
     device: torch.device,
 ) -> float | None:
-    """Mean validation loss with fixed augmentation seeds (comparable across epochs)."""
+    """Mean validation loss with fixed augmentation seeds (comparable across epochs).
+
+    The pairs are shuffled once with the run's seed, as training batches are: in store order a
+    batch would hold one subject's pairs, whose negatives repeat the same windows.
+    """
     if len(dataset) < 2:
         return None
     model.eval()
     total, n = 0.0, 0
     with torch.no_grad():
-        order = list(range(len(dataset)))
+        order = np.random.default_rng(settings["seed"]).permutation(len(dataset)).tolist()
         batches = [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
         for k, batch in enumerate(_loader(dataset, [b for b in batches if len(b) >= 2], 0, 0)):
             seed = step_seed(settings["seed"], VALIDATION_STEP + k)

@@ -16,7 +16,7 @@ import torch
 
 from mcsp.config import validate
 from mcsp.exceptions import ConfigError
-from mcsp.store import build_store
+from mcsp.store import PairDataset, build_store
 from mcsp.train import (
     embed,
     epoch_batches,
@@ -224,3 +224,22 @@ def test_device_choice(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("LOCAL_RANK", "1")
     with pytest.raises(ConfigError, match="nproc_per_node 1"):
         resolve_device("auto")
+
+
+def test_validation_batches_mix_subjects(store: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Validation batches are shuffled like training ones: a batch of one subject's pairs would
+    make every negative a near-copy and the loss meaningless."""
+    import mcsp.train as train
+
+    seen: list[list[str]] = []
+
+    def record(model, batch, settings, device, seed):  # noqa: ANN001, ANN202
+        seen.append(batch["pair_id"])
+        return torch.tensor(1.0), {}
+
+    monkeypatch.setattr(train, "batch_loss", record)
+    dataset = PairDataset(store)
+    subject = dict(zip(dataset.pairs["pair_id"], dataset.pairs["subject"], strict=True))
+    assert train._validate(torch.nn.Linear(1, 1), dataset, 6, {"seed": 0}, torch.device("cpu")) == 1
+    mixed = [len({subject[p] for p in batch}) for batch in seen]
+    assert sum(mixed) / len(mixed) > 2, mixed
