@@ -96,6 +96,7 @@ OPTIONS = [
     {"graph": {"pooling": "mean"}},
     {"graph": {"pooling": "max"}},
     {"graph": {"pooling": "mean_max"}},
+    {"graph": {"pooling": "flatten"}},
     {"sequence": {"temporal_tokens": "patch", "frequency_tokens": "patch"}},
     {"sequence": {"temporal_tokens": "region", "frequency_tokens": "region"}},
     {"fusion": "attention"},
@@ -301,3 +302,22 @@ def test_cuda_bfloat16_autocast() -> None:
         loss.backward()
         assert torch.isfinite(loss)
         assert all(p.grad is not None for p in model.parameters())
+
+
+def test_flatten_readout_is_order_aware() -> None:
+    """Permuting the nodes (relabelling ROIs) leaves pooled readouts unchanged, not flatten."""
+    torch.manual_seed(0)
+    n = 6
+    x = torch.randn(n, n)
+    edges = torch.tensor([[i, j] for i in range(n) for j in range(n) if i != j]).T
+    perm = torch.randperm(n)
+    inverse = torch.empty_like(perm)
+    inverse[perm] = torch.arange(n)
+    permuted = Data(x=x[perm], edge_index=inverse[edges], edge_attr=torch.ones(edges.size(1)))
+    original = Data(x=x, edge_index=edges, edge_attr=torch.ones(edges.size(1)))
+    for pooling, same in (("mean_max", True), ("flatten", False)):
+        encoder = GraphTransformer({"fmri": n}, hidden=8, heads=2, pooling=pooling).eval()
+        a, b = encoder(original, "fmri"), encoder(permuted, "fmri")
+        assert torch.allclose(a, b, atol=1e-5) == same, pooling
+    with pytest.raises(ValueError, match="needs all 6 nodes"):
+        encoder(Data(x=x[:5, :], edge_index=edges[:, :4], edge_attr=torch.ones(4)), "fmri")

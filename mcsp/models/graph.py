@@ -17,7 +17,7 @@ from torch_geometric.nn import TransformerConv, global_max_pool, global_mean_poo
 from torch_geometric.utils import to_dense_adj
 
 POSITIONAL_ENCODINGS = ("random_walk", "laplacian", "none")
-POOLINGS = ("mean", "max", "mean_max")
+POOLINGS = ("mean", "max", "mean_max", "flatten")
 
 
 def _dense_adjacency(edge_index: Tensor, batch: Tensor, num_graphs: int) -> tuple[Tensor, Tensor]:
@@ -157,7 +157,10 @@ class GraphTransformer(nn.Module):
         dropout: dropout in attention, feed-forward and residual branches.
         positional_encoding: ``random_walk`` (RWSE), ``laplacian`` or ``none``.
         pe_dim: random-walk steps or Laplacian eigenvectors.
-        pooling: ``mean``, ``max`` or ``mean_max`` (both, concatenated, then a linear layer).
+        pooling: ``mean``, ``max`` or ``mean_max`` (both, concatenated, then a linear layer),
+            permutation-invariant; or ``flatten``: the N node embeddings in ROI / channel order,
+            concatenated, through a linear layer per modality (order-aware: nodes are the same
+            regions in every subject; needs every graph to have all N nodes).
         share: one set of blocks and readout for all modalities (only the input projectors differ);
             False = a separate encoder per modality.
     """
@@ -195,7 +198,13 @@ class GraphTransformer(nn.Module):
                 for c in cores
             }
         )
-        self.readouts = nn.ModuleDict({c: _Readout(hidden, pooling) for c in cores})
+        self.pooling = pooling
+        if pooling == "flatten":
+            self.readouts = nn.ModuleDict(
+                {m: nn.Linear(n * hidden, hidden) for m, n in self.nodes.items()}
+            )
+        else:
+            self.readouts = nn.ModuleDict({c: _Readout(hidden, pooling) for c in cores})
 
     def positional(self, graph: Data) -> Tensor | None:
         """Positional encoding of every node of ``graph`` (float32, no gradient), or None."""
@@ -242,7 +251,14 @@ class GraphTransformer(nn.Module):
         for block in self.blocks[core]:
             h = block(h, graph.edge_index, edge_attr)
         batch, num_graphs = _batch_vector(graph)
-        return self.readouts[core](h, batch, num_graphs)
+        if self.pooling != "flatten":
+            return self.readouts[core](h, batch, num_graphs)
+        if h.size(0) != num_graphs * self.nodes[modality]:
+            raise ValueError(
+                f"pooling flatten needs all {self.nodes[modality]} nodes in each {modality} graph; "
+                f"got {h.size(0)} nodes in {num_graphs} graphs"
+            )
+        return self.readouts[modality](h.reshape(num_graphs, -1))
 
 
 def _batch_vector(graph: Data) -> tuple[Tensor, int]:
