@@ -48,7 +48,15 @@ from sklearn.svm import LinearSVC
 from sklearn.utils.class_weight import compute_class_weight
 from torch import nn
 
-from mcsp.evaluate import auroc, evaluation_split, labelled, subject_scores
+from mcsp.evaluate import (
+    EarlyStopping,
+    auroc,
+    class_probabilities,
+    evaluation_split,
+    labelled,
+    prediction_frame,
+    subject_scores,
+)
 from mcsp.exceptions import McspError
 from mcsp.store import read_store_table
 
@@ -374,18 +382,6 @@ BASELINES: dict[str, Baseline] = {
 # ------------------------------------------------------------------------------- selection
 
 
-def _score_frame(samples: pd.DataFrame, y: np.ndarray, scores: np.ndarray) -> pd.DataFrame:
-    """Predictions table: ``cohort, subject, sample_id, y`` and ``score`` or ``score_k``."""
-    out = samples[["cohort", "subject", "sample_id"]].reset_index(drop=True)
-    out["y"] = np.asarray(y, dtype=int)
-    if scores.ndim == 1:
-        out["score"] = scores
-    else:
-        for k in range(scores.shape[1]):
-            out[f"score_{k}"] = scores[:, k]
-    return out
-
-
 def _subject_auroc(frame: pd.DataFrame) -> float:
     subjects = subject_scores(frame)
     columns = [c for c in subjects.columns if c.startswith("score")]
@@ -444,7 +440,7 @@ def _run_sklearn(
     values = {}
     for c in cfg["C_grid"]:
         pipe = _fit(spec.estimator(float(c), cfg, seed), x[train], y[train], f"C={c}")
-        frame = _score_frame(samples[val], y[val], _predict_sklearn(pipe, x[val], n_classes))
+        frame = prediction_frame(samples[val], y[val], _predict_sklearn(pipe, x[val], n_classes))
         values[float(c)] = (
             _subject_auroc(frame) if by_auroc else -_subject_log_loss(frame, n_classes)
         )
@@ -474,11 +470,6 @@ def _logits(net: nn.Module, read: Callable, rows: np.ndarray, batch_size: int) -
             for s in range(0, len(rows), batch_size)
         ]
     return torch.cat(parts)
-
-
-def _probabilities(logits: torch.Tensor, n_classes: int) -> np.ndarray:
-    probs = torch.softmax(logits, dim=1).double().numpy()
-    return probs[:, 1] if n_classes == 2 else probs
 
 
 def _run_deep(
@@ -513,7 +504,7 @@ def _run_deep(
         train_rows, train_y = rows[train], torch.from_numpy(y[train])
         val_y = torch.from_numpy(y[val])
         n_batches = -(-len(train_rows) // batch_size)
-        best, best_state, best_epoch, waited, history = (-np.inf,), None, -1, 0, []
+        stopping, history = EarlyStopping(patience), []
         for epoch in range(int(cfg["epochs"])):
             net.train()
             total = 0.0
@@ -526,30 +517,21 @@ def _run_deep(
                 total += loss.item() * len(batch)
             logits = _logits(net, read, rows[val], batch_size)
             val_loss = float(nn.functional.cross_entropy(logits, val_y))
-            frame = _score_frame(samples[val], y[val], _probabilities(logits, n_classes))
+            frame = prediction_frame(samples[val], y[val], class_probabilities(logits, n_classes))
             # AUROC saturates on a few subjects: the validation loss breaks its ties
             value = (_subject_auroc(frame), -val_loss) if by_auroc else (-val_loss,)
             history.append(
                 {"epoch": epoch, "train_loss": total / len(train_rows), "val_loss": val_loss}
             )
-            if value > best:
-                best, best_epoch, waited = value, epoch, 0
-                best_state = copy.deepcopy(net.state_dict())
-            else:
-                waited += 1
-                if waited >= patience:
-                    break
-        if best_state is not None:
-            net.load_state_dict(best_state)
-        scores = _probabilities(_logits(net, read, rows[test], batch_size), n_classes)
+            if stopping.step(epoch, value, net):
+                break
+        stopping.restore(net)
+        scores = class_probabilities(_logits(net, read, rows[test], batch_size), n_classes)
     info = {
         "hyperparameters": {k: cfg[k] for k in spec.defaults},
-        "selection": {
-            "criterion": "subject_auroc, then -val_loss" if by_auroc else "-val_loss",
-            "best": float(best[0]),
-            "best_epoch": best_epoch,
-            "epochs_run": len(history),
-        },
+        "selection": stopping.selection(
+            "subject_auroc, then -val_loss" if by_auroc else "-val_loss", len(history)
+        ),
         "history": history,
     }
     return scores, info
@@ -632,7 +614,7 @@ def run_baseline(
         )
     run = _run_sklearn if spec.kind == "sklearn" else _run_deep
     scores, info = run(spec, store_dir, samples, y, masks, len(classes), cfg, seed)
-    out = _score_frame(samples[masks[2]], y[masks[2]], scores)
+    out = prediction_frame(samples[masks[2]], y[masks[2]], scores)
     out["split"] = "test"
     out.attrs = {
         "model": model,

@@ -15,6 +15,7 @@ the same way:
 
 from __future__ import annotations
 
+import copy
 import re
 from collections.abc import Mapping
 from typing import Any
@@ -158,6 +159,62 @@ def subject_scores(predictions: pd.DataFrame) -> pd.DataFrame:
     out.insert(0, "y", grouped["y"].first().astype(int))
     out["n"] = grouped.size()
     return out.reset_index()
+
+
+def class_probabilities(logits: Any, n_classes: int) -> np.ndarray:
+    """Softmax of a (n, classes) logits tensor: P(class 1) for two classes, else every column."""
+    probs = logits.softmax(dim=1).double().numpy()
+    return probs[:, 1] if n_classes == 2 else probs
+
+
+def prediction_frame(items: pd.DataFrame, y: np.ndarray, scores: np.ndarray) -> pd.DataFrame:
+    """Predictions table: ``cohort, subject, sample_id, y`` and ``score`` or ``score_k``."""
+    out = items[["cohort", "subject", "sample_id"]].reset_index(drop=True)
+    out["y"] = np.asarray(y, dtype=int)
+    if scores.ndim == 1:
+        out["score"] = scores
+    else:
+        for k in range(scores.shape[1]):
+            out[f"score_{k}"] = scores[:, k]
+    return out
+
+
+class EarlyStopping:
+    """Model selection on the validation split: keeps the weights of the best epoch.
+
+    Scores are tuples compared lexicographically (e.g. ``(subject AUROC, -validation loss)``:
+    the loss breaks AUROC ties). Training stops after ``patience`` epochs without improvement.
+    """
+
+    def __init__(self, patience: int) -> None:
+        self.patience = int(patience)
+        self.best: tuple[float, ...] = (-np.inf,)
+        self.best_epoch = -1
+        self.best_state: dict | None = None
+        self.waited = 0
+
+    def step(self, epoch: int, score: tuple[float, ...], module: Any) -> bool:
+        """Record ``score`` for ``epoch`` (copying ``module``'s weights if best); True = stop."""
+        if score > self.best:
+            self.best, self.best_epoch, self.waited = score, epoch, 0
+            self.best_state = copy.deepcopy(module.state_dict())
+            return False
+        self.waited += 1
+        return self.waited >= self.patience
+
+    def restore(self, module: Any) -> None:
+        """Load the best epoch's weights into ``module`` (if any epoch improved on nothing)."""
+        if self.best_state is not None:
+            module.load_state_dict(self.best_state)
+
+    def selection(self, criterion: str, epochs_run: int) -> dict[str, Any]:
+        """What was selected, for the job's records."""
+        return {
+            "criterion": criterion,
+            "best": float(self.best[0]),
+            "best_epoch": self.best_epoch,
+            "epochs_run": epochs_run,
+        }
 
 
 def evaluation_split(

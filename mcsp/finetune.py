@@ -10,7 +10,6 @@ score the test fold once.
 
 from __future__ import annotations
 
-import copy
 import json
 import logging
 from collections.abc import Mapping, Sequence
@@ -25,7 +24,15 @@ from torch import nn
 
 from mcsp.augment import prepare_modality
 from mcsp.config import schema_defaults
-from mcsp.evaluate import auroc, evaluation_split, labelled, subject_scores
+from mcsp.evaluate import (
+    EarlyStopping,
+    auroc,
+    class_probabilities,
+    evaluation_split,
+    labelled,
+    prediction_frame,
+    subject_scores,
+)
 from mcsp.exceptions import McspError
 from mcsp.models import MCSP
 from mcsp.store import PairDataset, collate_pairs, read_store_table
@@ -170,20 +177,7 @@ def _predict(
 
 
 def _frame(pairs: pd.DataFrame, y: np.ndarray, probs: np.ndarray) -> pd.DataFrame:
-    out = pairs[["cohort", "subject", "pair_id"]].reset_index(drop=True)
-    out = out.rename(columns={"pair_id": "sample_id"})
-    out["y"] = y
-    if probs.ndim == 1:
-        out["score"] = probs
-    else:
-        for k in range(probs.shape[1]):
-            out[f"score_{k}"] = probs[:, k]
-    return out
-
-
-def _probs(logits: torch.Tensor, n_classes: int) -> np.ndarray:
-    p = torch.softmax(logits, dim=1).double().numpy()
-    return p[:, 1] if n_classes == 2 else p
+    return prediction_frame(pairs.assign(sample_id=pairs["pair_id"]), y, probs)
 
 
 def finetune(
@@ -271,7 +265,7 @@ def finetune(
     y_val = torch.from_numpy(y[val])
     rng = np.random.default_rng([seed, 5])
     binary = len(classes) == 2 and len(np.unique(y[val])) == 2
-    best, best_state, best_epoch, waited, history = (-np.inf,), None, -1, 0, []
+    stopping, history = EarlyStopping(cfg["patience"]), []
     cached = None
     if mode == "linear":  # frozen encoders in eval mode: their embeddings never change
         cached = {
@@ -301,7 +295,7 @@ def finetune(
             total += loss.item() * len(batch)
         logits = logits_of("val", val_set)
         val_loss = float(nn.functional.cross_entropy(logits, y_val))
-        frame = _frame(val_set.pairs, y[val], _probs(logits, len(classes)))
+        frame = _frame(val_set.pairs, y[val], class_probabilities(logits, len(classes)))
         subjects = subject_scores(frame)
         score = (auroc(subjects["y"], subjects["score"]), -val_loss) if binary else (-val_loss,)
         history.append(
@@ -312,15 +306,10 @@ def finetune(
                 "val_auroc": score[0] if binary else None,
             }
         )
-        if score > best:
-            best, best_epoch, waited = score, epoch, 0
-            best_state = copy.deepcopy(model.state_dict())
-        else:
-            waited += 1
-            if waited >= cfg["patience"]:
-                break
-    model.load_state_dict(best_state)
-    probs = _probs(logits_of("test", test_set), len(classes))
+        if stopping.step(epoch, score, model):
+            break
+    stopping.restore(model)
+    probs = class_probabilities(logits_of("test", test_set), len(classes))
     out = _frame(test_set.pairs, y[test], probs)
     out["split"] = "test"
     out.attrs = {
@@ -333,12 +322,9 @@ def finetune(
         "domains": list(model.domains),
         "classes": classes,
         "training_subjects": int(pairs[train].drop_duplicates(["cohort", "subject"]).shape[0]),
-        "selection": {
-            "criterion": "subject_auroc, then -val_loss" if binary else "-val_loss",
-            "best": float(best[0]),
-            "best_epoch": best_epoch,
-            "epochs_run": len(history),
-        },
+        "selection": stopping.selection(
+            "subject_auroc, then -val_loss" if binary else "-val_loss", len(history)
+        ),
         "history": history,
     }
     log.info(
@@ -346,7 +332,7 @@ def finetune(
         task,
         mode,
         test_fold,
-        best_epoch,
+        stopping.best_epoch,
         len(history),
     )
     return out

@@ -211,3 +211,25 @@ def test_experiment_settings_override_the_defaults() -> None:
     assert few["finetune"]["epochs"] == 7 and few["finetune"]["label_fraction"] == 0.2
     with pytest.raises(KeyError, match="not in evaluate.experiments"):
         experiment_settings(config, "other")
+
+
+def test_early_stopping_keeps_the_best_epoch() -> None:
+    import torch
+
+    from mcsp.evaluate import EarlyStopping
+
+    net = torch.nn.Linear(1, 1, bias=False)
+    stopping = EarlyStopping(patience=2)
+    scores = [(0.6, -1.0), (0.7, -2.0), (0.7, -1.5), (0.65, -0.1), (0.69, 0.0)]
+    stopped = None
+    for epoch, score in enumerate(scores):
+        net.weight.data.fill_(epoch)
+        if stopping.step(epoch, score, net):
+            stopped = epoch
+            break
+    assert stopped == 4 and stopping.best_epoch == 2  # the loss broke the AUROC tie
+    stopping.restore(net)
+    assert float(net.weight) == 2.0
+    assert stopping.selection("auroc", 5) == {
+        "criterion": "auroc", "best": 0.7, "best_epoch": 2, "epochs_run": 5
+    }  # fmt: skip
