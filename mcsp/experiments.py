@@ -199,7 +199,8 @@ def summary_table(path: str | Path, metric: str = "auroc", scope: str | None = N
     for (experiment, where), part in table.groupby(["experiment", "scope"], sort=False):
         if scope is not None and where != scope:
             continue
-        grid = part.pivot(index="task", columns="model", values="mean ± sd").fillna("n/a")
+        grid = part.pivot(index="task", columns="model", values="mean ± sd")
+        grid = grid.astype(object).fillna("n/a")
         over = "over folds × seeds" if where == "per fold" else "of pooled folds, over seeds"
         title = f"{metric} — experiment {experiment}, {where} (mean ± sd {over})"
         blocks.append(f"{title}\n{grid.to_string()}")

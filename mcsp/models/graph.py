@@ -169,12 +169,12 @@ class GraphTransformer(nn.Module):
         self,
         nodes: Mapping[str, int],
         hidden: int = 64,
-        layers: int = 2,
+        layers: int = 1,
         heads: int = 4,
         dropout: float = 0.1,
         positional_encoding: str = "random_walk",
         pe_dim: int = 8,
-        pooling: str = "mean_max",
+        pooling: str = "flatten",
         share: bool = True,
     ) -> None:
         super().__init__()
