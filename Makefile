@@ -22,7 +22,7 @@ demo: install
 	@$(BIN)/mcsp summary results/evaluation/summary.tsv
 
 test: install
-	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/pytest -ra
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/pytest -ra --durations=15
 
 lint: install
 	$(BIN)/ruff check . && $(BIN)/ruff format --check . && $(BIN)/snakefmt --check Snakefile rules
