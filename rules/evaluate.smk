@@ -59,9 +59,16 @@ rule metrics:
             caption="../workflow/report/summary.rst",
             category="Evaluation",
         ),
+        paired=report(
+            f"{RESULTS}/evaluation/paired.tsv",
+            caption="../workflow/report/paired.rst",
+            category="Evaluation",
+        ),
     log:
         f"{RESULTS}/logs/metrics.log",
     conda:
         "../workflow/envs/mcsp.yaml"
+    params:
+        evaluate=EVALUATE,
     script:
         "../workflow/scripts/metrics.py"

@@ -8,7 +8,8 @@ from mcsp.logs import log_to
 if __name__ == "__main__":
     smk = snakemake  # noqa: F821
     with log_to(smk.log[0]):
-        metrics, summary = merge_metrics(list(smk.input))
+        metrics, summary, paired = merge_metrics(list(smk.input), smk.params.evaluate)
         metrics.to_csv(smk.output.metrics, sep="\t", index=False)
         summary.to_csv(smk.output.summary, sep="\t", index=False)
+        paired.to_csv(smk.output.paired, sep="\t", index=False)
         logging.info("%d jobs merged", len(smk.input))
