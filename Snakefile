@@ -9,6 +9,7 @@ configfile: "config/config.yaml"
 
 include: "rules/common.smk"
 include: "rules/synth.smk"
+include: "rules/contract.smk"
 include: "rules/cohort.smk"
 include: "rules/fmri.smk"
 include: "rules/eeg.smk"

@@ -240,6 +240,11 @@ def check_cohort(
     from mcsp.config import load_cohort
 
     cohort = load_cohort(cohort_file)
+    if cohort["format"] == "synthetic":
+        raise ConfigError(
+            f"{cohort_file}: format synthetic has no input folder to inventory; its inventory is "
+            "written with its contract files (`mcsp cohort synth FILE --out results/NAME`)."
+        )
     if cohort["format"] == "bids":
         inventory = build_inventory(cohort)
     else:

@@ -116,6 +116,7 @@ _FORMAT_KEYS = {
     "bids": ["bids_root"],
     "abide_pcp": ["timeseries.path", "timeseries.phenotype"],
     "xcpd": ["bids_root", "timeseries.path"],
+    "synthetic": [],
 }
 
 

@@ -1,4 +1,5 @@
 # Cohort inventory: every subject x session x modality x run with its file, site, labels, status.
+# Synthetic cohorts (format synthetic) get theirs from rule synth_contract (rules/contract.smk).
 
 
 checkpoint cohort_inventory:
@@ -14,6 +15,8 @@ checkpoint cohort_inventory:
         summary=f"{RESULTS}/{{cohort}}/inventory.txt",
     log:
         f"{RESULTS}/logs/{{cohort}}/inventory.log",
+    wildcard_constraints:
+        cohort=one_of(BIDS_COHORTS + IMPORTED_COHORTS),
     conda:
         "../workflow/envs/mcsp.yaml"
     threads: 1
