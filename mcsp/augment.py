@@ -28,8 +28,10 @@ __all__ = [
     "augment_modality",
     "augment_series",
     "augment_spectrum",
+    "mask_nodes",
     "prepare_modality",
     "standardise_rows",
+    "window_view",
 ]
 
 
@@ -138,25 +140,30 @@ def augment_graph(
     if edge_noise > 0 and edge_attr is not None:
         noise = _randn((n_pairs, *edge_attr.shape[1:]), edge_attr, generator)
         edge_attr = edge_attr + edge_noise * noise[pair]
-    if edge_drop > 0:
-        keep = (_rand((n_pairs,), edge_index, generator) >= edge_drop)[pair]
-        edge_index = edge_index[:, keep]
-        if edge_attr is not None:
-            edge_attr = edge_attr[keep]
-        slices = getattr(out, "_slice_dict", None)
-        if slices is not None and "edge_index" in slices and out.get("batch") is not None:
-            graph = out.batch[edge_index[0]]
-            counts = torch.bincount(graph, minlength=out.num_graphs).to(slices["edge_index"])
-            bounds = torch.cat([counts.new_zeros(1), counts.cumsum(0)])
-            new_slices = dict(slices)
-            new_slices["edge_index"] = bounds
-            if "edge_attr" in new_slices:
-                new_slices["edge_attr"] = bounds.clone()
-            out._slice_dict = new_slices
-    out.edge_index = edge_index
     if edge_attr is not None:
         out.edge_attr = edge_attr
+    if edge_drop > 0:
+        _keep_edges(out, (_rand((n_pairs,), edge_index, generator) >= edge_drop)[pair])
     return out
+
+
+def _keep_edges(graph: Batch, keep: Tensor) -> None:
+    """Keep the edges where ``keep`` is true, in place, updating the batch's per-graph edge
+    slices so ``to_data_list`` still works."""
+    edge_index = graph.edge_index[:, keep]
+    slices = getattr(graph, "_slice_dict", None)
+    if slices is not None and "edge_index" in slices and graph.get("batch") is not None:
+        owner = graph.batch[edge_index[0]]
+        counts = torch.bincount(owner, minlength=graph.num_graphs).to(slices["edge_index"])
+        bounds = torch.cat([counts.new_zeros(1), counts.cumsum(0)])
+        new_slices = dict(slices)
+        new_slices["edge_index"] = bounds
+        if "edge_attr" in new_slices:
+            new_slices["edge_attr"] = bounds.clone()
+        graph._slice_dict = new_slices
+    if graph.get("edge_attr") is not None:
+        graph.edge_attr = graph.edge_attr[keep]
+    graph.edge_index = edge_index
 
 
 def augment_series(
@@ -249,9 +256,10 @@ def augment_modality(
     """Augment every domain of one modality's batch.
 
     Args:
-        data: ``{spatial, temporal, frequency, [mask]}`` as in :func:`mcsp.store.collate_pairs`
-            (any domain may be None or absent).
-        settings: the ``pretrain.augment`` block; missing keys take the schema's defaults.
+        data: ``{spatial, temporal, frequency, [mask], [spatial_window]}`` as in
+            :func:`mcsp.store.collate_pairs` (any domain may be None or absent).
+        settings: the ``pretrain.augment`` block; missing keys take the schema's defaults
+            (``window_view``: :func:`window_view` before the graph augmentation).
         generator: source of randomness (domains are drawn in the order spatial, temporal,
             frequency).
 
@@ -262,8 +270,9 @@ def augment_modality(
     s = {**_augment_defaults(), **settings}
     out = dict(data)
     if data.get("spatial") is not None:
+        spatial = window_view(data, s["window_view"], generator)
         out["spatial"] = augment_graph(
-            data["spatial"], s["edge_drop"], s["edge_noise"], generator=generator
+            spatial, s["edge_drop"], s["edge_noise"], generator=generator
         )
     if data.get("temporal") is not None:
         out["temporal"] = augment_series(
@@ -283,6 +292,62 @@ def augment_modality(
             generator=generator,
         )
     return out
+
+
+def window_view(
+    data: Mapping[str, Any], probability: float, generator: torch.Generator | None = None
+) -> Batch:
+    """The spatial batch with each graph replaced, with ``probability``, by its window's own.
+
+    With ``study.spatial: run`` a sample's graph is its whole run's connectivity and
+    ``spatial_window`` its window's (noisier) one: swapping them is an augmentation that keeps
+    the subject and changes the estimate. Draws nothing (and returns ``data["spatial"]``) when
+    ``probability`` is 0 or there is no ``spatial_window``.
+    """
+    spatial = data["spatial"]
+    windows = data.get("spatial_window")
+    if probability <= 0 or windows is None:
+        return spatial
+    swap = (_rand([spatial.num_graphs], spatial.x, generator) < probability).tolist()
+    if not any(swap):
+        return spatial
+    graphs = [
+        w if s else g
+        for g, w, s in zip(spatial.to_data_list(), windows.to_data_list(), swap, strict=True)
+    ]
+    return Batch.from_data_list(graphs)
+
+
+def mask_nodes(
+    graph: Batch, ratio: float, generator: torch.Generator | None = None
+) -> tuple[Batch, Tensor]:
+    """Hide a random ``ratio`` of the nodes of a batch of connectivity graphs.
+
+    A hidden node loses its connectivity row (its features) and its column in every other node
+    of its graph (the same values, as the matrix is symmetric), and its edges: nothing of its
+    connectivity is left to copy, so it must be inferred from the rest of the graph.
+
+    Args:
+        graph: a PyG ``Batch`` whose node features are connectivity rows (``x``: num_nodes × N,
+            column ``j`` = the graph's node ``j``).
+        ratio: probability of hiding each node.
+        generator: source of randomness.
+
+    Returns:
+        ``(masked, hidden)``: a new batch and a (num_nodes,) boolean tensor of the hidden nodes.
+    """
+    x = graph.x
+    hidden = _rand([x.size(0)], x, generator) < ratio
+    batch = graph.batch if graph.batch is not None else torch.zeros_like(hidden, dtype=torch.long)
+    ptr = torch.cumsum(torch.bincount(batch), 0) - torch.bincount(batch)
+    local = torch.arange(x.size(0), device=x.device) - ptr[batch]
+    columns = torch.zeros(int(batch.max()) + 1, x.size(1), dtype=torch.bool, device=x.device)
+    columns[batch[hidden], local[hidden]] = True
+    out = graph.clone()
+    out.x = x.masked_fill(columns[batch] | hidden[:, None], 0.0)
+    src, dst = graph.edge_index
+    _keep_edges(out, ~(hidden[src] | hidden[dst]))
+    return out, hidden
 
 
 def prepare_modality(data: Mapping[str, Any]) -> dict[str, Any]:

@@ -8,6 +8,9 @@
   smaller ``C``), then the model is refitted on train + validation and scores the test fold.
 - ``bandpower_logreg``: EEG log band power per channel (:func:`band_power_features`), the same
   pipeline and selection as ``fc_logreg``.
+- scikit-learn baselines take ``harmonize: combat`` (:class:`mcsp.harmonize.ComBat` by site,
+  fitted on the samples the estimator is fitted on: the training folds while C is chosen, the
+  training and validation folds for the refit; the scored samples are only transformed).
 - ``eegnet``: braindecode's EEGNet (v4, Lawhern et al. 2018) on the EEG temporal domain.
 - ``brainnetcnn``: :class:`BrainNetCNN` (Kawahara et al. 2017) on fMRI FC matrices.
 
@@ -58,6 +61,7 @@ from mcsp.evaluate import (
     subject_scores,
 )
 from mcsp.exceptions import McspError
+from mcsp.harmonize import ComBat
 from mcsp.store import read_store_table
 
 log = logging.getLogger(__name__)
@@ -74,6 +78,7 @@ CHUNK = 256
 SKLEARN_DEFAULTS: dict[str, Any] = {
     "C_grid": [1e-3, 1e-2, 1e-1, 1.0, 10.0],  # 10^-3 … 10^1
     "max_iter": 5000,
+    "harmonize": "none",  # or "combat": ComBat by site, fitted on the subjects being fitted
 }
 DEEP_DEFAULTS: dict[str, Any] = {
     "epochs": 100,  # most epochs
@@ -436,18 +441,31 @@ def _run_sklearn(
 ) -> tuple[np.ndarray, dict]:
     train, val, test = masks
     x = spec.features(store_dir, samples["row"].to_numpy(dtype=np.int64), cfg)
+    if cfg["harmonize"] not in ("none", "combat"):
+        raise McspError(f"harmonize {cfg['harmonize']!r}: use none or combat.")
+
+    def harmonised(fit: np.ndarray, score: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Features of the fitted and the scored samples, ComBat fitted on the former only."""
+        if cfg["harmonize"] == "none":
+            return x[fit], x[score]
+        sites = samples["site"].to_numpy()
+        combat = ComBat().fit(x[fit], sites[fit])
+        return combat.transform(x[fit], sites[fit]), combat.transform(x[score], sites[score])
+
     by_auroc = _classes_in(y, val) > 1
     values = {}
+    x_train, x_val = harmonised(train, val)
     for c in cfg["C_grid"]:
-        pipe = _fit(spec.estimator(float(c), cfg, seed), x[train], y[train], f"C={c}")
-        frame = prediction_frame(samples[val], y[val], _predict_sklearn(pipe, x[val], n_classes))
+        pipe = _fit(spec.estimator(float(c), cfg, seed), x_train, y[train], f"C={c}")
+        frame = prediction_frame(samples[val], y[val], _predict_sklearn(pipe, x_val, n_classes))
         values[float(c)] = (
             _subject_auroc(frame) if by_auroc else -_subject_log_loss(frame, n_classes)
         )
     finite = {c: v for c, v in values.items() if np.isfinite(v)}
     best = max(finite, key=lambda c: (finite[c], -c)) if finite else float(cfg["C_grid"][0])
     fit_on = train | val
-    pipe = _fit(spec.estimator(best, cfg, seed), x[fit_on], y[fit_on], f"refit C={best}")
+    x_fit, x_test = harmonised(fit_on, test)
+    pipe = _fit(spec.estimator(best, cfg, seed), x_fit, y[fit_on], f"refit C={best}")
     info = {
         "hyperparameters": {"C": best},
         "selection": {
@@ -455,8 +473,9 @@ def _run_sklearn(
             "values": {str(c): v for c, v in values.items()},
         },
         "n_features": int(x.shape[1]),
+        "harmonize": cfg["harmonize"],
     }
-    return _predict_sklearn(pipe, x[test], n_classes), info
+    return _predict_sklearn(pipe, x_test, n_classes), info
 
 
 # ----------------------------------------------------------------------------------- deep

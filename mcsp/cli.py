@@ -61,6 +61,20 @@ def _cohort_import(args: argparse.Namespace) -> None:
     print(f"imported {cohort['name']} into {args.out}: {counts} (see {args.out / 'fmri_qc.tsv'})")
 
 
+def _cohort_synth(args: argparse.Namespace) -> None:
+    from mcsp.config import load_cohort
+    from mcsp.synth import write_contract_cohort
+
+    cohort = load_cohort(args.cohort_file)
+    if cohort["format"] != "synthetic":
+        raise SystemExit(f"{args.cohort_file}: format is {cohort['format']!r}, not synthetic")
+    truth = write_contract_cohort(cohort, args.out, n_jobs=args.jobs)
+    print(
+        f"wrote {len(truth['subjects'])} synthetic subjects' contract files to {args.out} "
+        f"(ground truth: {args.out / 'ground_truth.json'})"
+    )
+
+
 def _fmri_parcellate(args: argparse.Namespace) -> None:
     from mcsp.config import load_config
     from mcsp.fmri import process_run, split_settings
@@ -133,9 +147,16 @@ def _pretrain(args: argparse.Namespace) -> None:
 
 
 def _summary(args: argparse.Namespace) -> None:
+    import pandas as pd
+
+    from mcsp.compare import paired_text
     from mcsp.experiments import summary_table
 
     print(summary_table(args.summary, args.metric, args.scope))
+    paired = args.summary.with_name("paired.tsv")
+    if paired.is_file():
+        print()
+        print(paired_text(pd.read_csv(paired, sep="\t")))
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -179,6 +200,13 @@ def build_parser() -> argparse.ArgumentParser:
     imp.add_argument("--out", type=Path, required=True, help="folder for fmri/, the QC table, …")
     imp.add_argument("--jobs", type=int, default=1, help="parallel processes")
     imp.set_defaults(func=_cohort_import)
+    syn = cohort_sub.add_parser(
+        "synth", help="write a synthetic cohort (format synthetic) as contract files"
+    )
+    syn.add_argument("cohort_file", type=Path, help="config/cohorts/NAME.yaml")
+    syn.add_argument("--out", type=Path, required=True, help="folder (results/NAME)")
+    syn.add_argument("--jobs", type=int, default=1, help="parallel processes")
+    syn.set_defaults(func=_cohort_synth)
 
     config_help = "workflow config whose fmri/eeg settings apply (default config/config.yaml)"
     fmri = sub.add_parser("fmri", help="fMRI commands")
@@ -231,7 +259,10 @@ def build_parser() -> argparse.ArgumentParser:
     pre.add_argument("--restart", action="store_true", help="ignore an existing checkpoint")
     pre.set_defaults(func=_pretrain)
 
-    summ = sub.add_parser("summary", help="print an evaluation summary.tsv as task × model")
+    summ = sub.add_parser(
+        "summary",
+        help="print an evaluation summary.tsv as task × model, and paired.tsv beside it",
+    )
     summ.add_argument("summary", type=Path, help="results/evaluation/summary.tsv")
     summ.add_argument("--metric", default="auroc", help="metric shown (default auroc)")
     summ.add_argument(

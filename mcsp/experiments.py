@@ -7,6 +7,7 @@ fold; its predictions are averaged per subject before the metrics.
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
@@ -15,6 +16,8 @@ from typing import Any
 import pandas as pd
 
 from mcsp.baselines import BASELINES, run_baseline
+from mcsp.compare import ENSEMBLE_SUFFIX, paired_comparison
+from mcsp.config import schema_defaults
 from mcsp.evaluate import (
     KEYS,
     METRICS,
@@ -36,7 +39,8 @@ PREDICTION_COLUMNS = ["cohort", "subject", "sample_id", "y", "score", "split"]
 
 
 def experiment_settings(config: Mapping[str, Any], experiment: str) -> dict[str, Any]:
-    """``{"models", "tasks", "finetune"}`` of an experiment: its own keys over the config's.
+    """``{"models", "tasks", "finetune", "baselines", "pretrain_scope", "seeds"}`` of an
+    experiment: its own keys over the config's.
 
     ``tasks`` is None when neither the experiment nor ``evaluate.tasks`` lists them (every label
     of the study's cohorts, which only the workflow knows).
@@ -48,7 +52,18 @@ def experiment_settings(config: Mapping[str, Any], experiment: str) -> dict[str,
         "models": list(spec.get("models") or config["evaluate"]["models"]),
         "tasks": spec.get("tasks") or config["evaluate"].get("tasks"),
         "finetune": merge(config.get("finetune") or {}, spec.get("finetune")),
+        "baselines": merge(config["evaluate"].get("baselines") or {}, spec.get("baselines")),
+        "pretrain_scope": spec.get("pretrain_scope")
+        or (config.get("pretrain") or {}).get("scope", "all"),
+        "seeds": int(spec.get("seeds") or config["evaluate"].get("seeds", 1)),
     }
+
+
+def pretraining_name(scope: str, fold: int) -> str:
+    """The pretraining a job of test fold ``fold`` starts from: ``all`` or ``fold-<fold>``."""
+    if scope not in ("all", "train_folds"):
+        raise McspError(f"pretrain scope {scope!r}: use all or train_folds.")
+    return "all" if scope == "all" else f"fold-{int(fold)}"
 
 
 def applicable(model: str, modalities: Iterable[str]) -> bool:
@@ -102,7 +117,7 @@ def run_job(
                 model_settings=config.get("model"),
             )
         else:
-            settings = (config["evaluate"].get("baselines") or {}).get(model)
+            settings = spec["baselines"].get(model)
             predictions = run_baseline(store_dir, model, task, fold, seed, settings)
     except McspError as err:
         if config.get("strict"):
@@ -116,15 +131,20 @@ def run_job(
     score = subjects["score"] if columns == ["score"] else subjects[columns].to_numpy()
     metrics = tidy_metrics(binary_metrics(subjects["y"], score), **keys)
     metrics = metrics.assign(n_subjects=len(subjects), note="")
+    record = {**predictions.attrs, "pretrained": None if pretrained is None else str(pretrained)}
     predictions = predictions.assign(**keys)
+    predictions.attrs = record
     return predictions, metrics
 
 
 def write_job(predictions: pd.DataFrame, metrics: pd.DataFrame, out: str | Path) -> None:
-    """``<out>`` = metrics TSV; predictions go beside it as ``*_predictions.tsv``."""
+    """``<out>`` = metrics TSV; beside it the predictions (``*_predictions.tsv``) and what the
+    job selected and started from (``*_job.json``: hyperparameters, epochs, pretrained model)."""
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     predictions.to_csv(predictions_path(out), sep="\t", index=False)
+    record = out.with_name(out.name.replace("_metrics.tsv", "_job.json"))
+    record.write_text(json.dumps(predictions.attrs, indent=1, default=str) + "\n")
     metrics.to_csv(out, sep="\t", index=False)
 
 
@@ -134,33 +154,68 @@ def predictions_path(metrics_path: str | Path) -> Path:
     return path.with_name(path.name.replace("_metrics.tsv", "_predictions.tsv"))
 
 
-def pooled_metrics(predictions: pd.DataFrame) -> pd.DataFrame:
-    """Metrics of the test predictions of all folds together, per experiment, model, task and
-    seed (``fold`` = ``pooled``): defined even when a small fold holds one class only."""
+def _metrics_by(predictions: pd.DataFrame, by: list[str], **fixed: Any) -> pd.DataFrame:
+    """Subject-level metrics of each group of ``predictions`` (``fixed`` sets other keys)."""
     tables = []
-    for (experiment, model, task, seed), group in predictions.groupby(
-        ["experiment", "model", "task", "seed"], sort=False
-    ):
+    for values, group in predictions.groupby(by, sort=False):
         subjects = subject_scores(group)
         columns = score_columns(subjects)
         score = subjects["score"] if columns == ["score"] else subjects[columns].to_numpy()
-        keys = {"experiment": experiment, "model": model, "task": task, "seed": seed}
-        table = tidy_metrics(binary_metrics(subjects["y"], score), **keys, fold="pooled")
+        keys = {**dict(zip(by, values, strict=True)), **fixed}
+        table = tidy_metrics(binary_metrics(subjects["y"], score), **keys)
         tables.append(table.assign(n_subjects=len(subjects), note=""))
     if not tables:
         return pd.DataFrame(columns=[*KEYS, "metric", "value", "n_subjects", "note"])
     return pd.concat(tables, ignore_index=True)
 
 
-def merge_metrics(paths: Sequence[str | Path]) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """All jobs' metrics in one tidy table (plus the pooled-fold rows), and its summary.
+def pooled_metrics(predictions: pd.DataFrame) -> pd.DataFrame:
+    """Metrics of the test predictions of all folds together, per experiment, model, task and
+    seed (``fold`` = ``pooled``): defined even when a small fold holds one class only."""
+    return _metrics_by(predictions, ["experiment", "model", "task", "seed"], fold="pooled")
+
+
+def seed_ensemble(predictions: pd.DataFrame) -> pd.DataFrame:
+    """Predictions of the seed ensembles: for every (experiment, model, task) run with two or
+    more seeds, model ``<model>+ens`` with seed ``ens``, whose subject scores are the mean over
+    the seeds' models (every seed scores the same test items, so the mean of all rows of a
+    subject is the mean of the seeds' subject scores)."""
+    seeds = predictions.groupby(["experiment", "model", "task"])["seed"].transform("nunique")
+    part = predictions[seeds >= 2]
+    return part.assign(model=part["model"].astype(str) + ENSEMBLE_SUFFIX, seed="ens")
+
+
+def _sort_key(order: Mapping[str, int]):
+    def key(column: pd.Series) -> pd.Series:
+        if column.name == "metric":
+            return column.map(order)
+        if column.name == "fold":  # numbers in numeric order
+            return column.map(lambda v: (0, int(v), "") if str(v).isdigit() else (1, 0, str(v)))
+        return column
+
+    return key
+
+
+def merge_metrics(
+    paths: Sequence[str | Path], settings: Mapping[str, Any] | None = None
+) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """All jobs' metrics in one tidy table, its summary and the paired comparison.
+
+    Args:
+        paths: the jobs' metrics files (predictions beside them, :func:`predictions_path`).
+        settings: the ``evaluate`` block (``seed_ensemble``, ``reference``, ``bootstrap``);
+            None = the schema defaults.
 
     Returns:
-        ``(metrics, summary)``. ``metrics``: columns experiment, model, task, fold, seed, metric,
-        value, n_subjects; per-fold rows, then ``fold = pooled`` rows. ``summary``: mean ± sd
-        over folds × seeds (``scope = per fold``) and over seeds of the pooled metrics
-        (``scope = pooled folds``).
+        ``(metrics, summary, paired)``. ``metrics``: columns experiment, model, task, fold, seed,
+        metric, value, n_subjects; per-fold rows (seed ensembles ``<model>+ens`` with seed
+        ``ens`` after the models run with two or more seeds, when ``seed_ensemble``), then
+        ``fold = pooled`` rows. ``summary``: mean ± sd over folds × seeds (``scope = per
+        fold``) and over seeds of the pooled metrics (``scope = pooled folds``). ``paired``:
+        :func:`mcsp.compare.paired_comparison` against ``reference``.
     """
+
+    cfg = {**schema_defaults("config", "evaluate"), **(settings or {})}
     if not paths:
         raise ValueError("no evaluation job to merge: check evaluate.models and evaluate.tasks")
     per_fold = pd.concat([pd.read_csv(p, sep="\t") for p in paths], ignore_index=True)
@@ -168,14 +223,21 @@ def merge_metrics(paths: Sequence[str | Path]) -> tuple[pd.DataFrame, pd.DataFra
         [pd.read_csv(predictions_path(p), sep="\t", dtype={"subject": str}) for p in paths],
         ignore_index=True,
     )
+    per_fold = per_fold.astype({"fold": str, "seed": str})
+    predictions = predictions.astype({"fold": str, "seed": str})
+    if cfg["seed_ensemble"]:
+        ensemble = seed_ensemble(predictions)
+        by = ["experiment", "model", "task", "fold"]
+        per_fold = pd.concat([per_fold, _metrics_by(ensemble, by, seed="ens")], ignore_index=True)
+        predictions = pd.concat([predictions, ensemble], ignore_index=True)
     pooled = pooled_metrics(predictions)
     order = {m: i for i, m in enumerate(METRICS)}
     per_fold = per_fold.sort_values(
         ["experiment", "task", "model", "fold", "seed", "metric"],
-        key=lambda c: c.map(order) if c.name == "metric" else c,
+        key=_sort_key(order),
         kind="stable",
     )
-    metrics = pd.concat([per_fold.astype({"fold": str}), pooled], ignore_index=True)
+    metrics = pd.concat([per_fold, pooled.astype({"fold": str, "seed": str})], ignore_index=True)
     summary = pd.concat(
         [
             summarise(per_fold).assign(scope="per fold"),
@@ -183,7 +245,16 @@ def merge_metrics(paths: Sequence[str | Path]) -> tuple[pd.DataFrame, pd.DataFra
         ],
         ignore_index=True,
     )
-    return metrics, summary
+    boot = cfg["bootstrap"]
+    paired = paired_comparison(
+        per_fold,
+        predictions,
+        cfg["reference"],
+        boot["replicates"],
+        boot["seed"],
+        cfg["reference_experiment"],
+    )
+    return metrics, summary, paired
 
 
 def summary_table(path: str | Path, metric: str = "auroc", scope: str | None = None) -> str:

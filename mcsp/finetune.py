@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +22,7 @@ import torch
 from sklearn.utils.class_weight import compute_class_weight
 from torch import nn
 
-from mcsp.augment import prepare_modality
+from mcsp.augment import prepare_modality, window_view
 from mcsp.config import schema_defaults
 from mcsp.evaluate import (
     EarlyStopping,
@@ -41,6 +41,7 @@ from mcsp.train import _to_device, load_pretrained, merge, resolve_device
 log = logging.getLogger(__name__)
 
 MODES = ("full", "linear", "scratch")
+GRID_KEYS = ("lr", "weight_decay", "dropout", "backbone_lr_scale", "window_augment")
 
 
 def finetune_settings(settings: Mapping[str, Any] | None) -> dict[str, Any]:
@@ -120,9 +121,20 @@ def store_modalities(store_dir: str | Path) -> list[str]:
     return [m for m in ("fmri", "eeg") if counts.get(m)]
 
 
-def _items(store_dir: Path, modalities: Sequence[str], task: str) -> PairDataset:
+def _items(
+    store_dir: Path,
+    modalities: Sequence[str],
+    task: str,
+    window_views: bool = False,
+    cache: bool = False,
+) -> PairDataset:
     """Pairs (both modalities) or one modality's samples, restricted to labelled subjects."""
-    dataset = PairDataset(store_dir, modality=None if len(modalities) > 1 else modalities[0])
+    dataset = PairDataset(
+        store_dir,
+        modality=None if len(modalities) > 1 else modalities[0],
+        window_views=window_views,
+        cache=cache,
+    )
     if task not in dataset.pairs.columns:
         labelled(dataset.pairs, task)  # raises with the store's labels listed
     if len(modalities) > 1:
@@ -151,6 +163,23 @@ def _fraction(pairs: pd.DataFrame, mask: np.ndarray, task: str, fraction: float,
     return mask & np.array(
         [(c, s) in chosen for c, s in zip(pairs["cohort"], pairs["subject"], strict=True)]
     )
+
+
+def grid_points(grid: Mapping[str, Sequence[Any]] | None) -> list[dict[str, Any]]:
+    """Every combination of a ``finetune.grid`` (``{key: [values]}``), in order; ``[{}]`` when
+    there is none."""
+    grid = {k: v for k, v in (grid or {}).items() if v is not None}
+    unknown = sorted(set(grid) - set(GRID_KEYS))
+    if unknown:
+        raise McspError(
+            f"finetune.grid keys {unknown} cannot be searched; use some of {', '.join(GRID_KEYS)}."
+        )
+    points: list[dict[str, Any]] = [{}]
+    for key, values in grid.items():
+        if not values:
+            raise McspError(f"finetune.grid.{key} is empty: list one or more values.")
+        points = [{**p, key: v} for p in points for v in values]
+    return points
 
 
 def _batches(n: int, size: int, rng: np.random.Generator | None) -> list[np.ndarray]:
@@ -214,7 +243,9 @@ def finetune(
     if mode != "scratch" and pretrained is None:
         raise McspError(f"finetune mode {mode} needs a pretrained model (rule pretrain).")
     modalities = cfg["modalities"] or store_modalities(store_dir)
-    dataset = _items(store_dir, modalities, task)
+    augment = max([cfg["window_augment"], *(cfg["grid"].get("window_augment") or [])]) > 0
+    augment = augment and mode != "linear"
+    dataset = _items(store_dir, modalities, task, window_views=augment, cache=cfg["cache"])
     pairs = dataset.pairs
     classes = sorted(int(v) for v in pairs[task].unique())
     if len(classes) < 2:
@@ -235,81 +266,129 @@ def finetune(
             "fewer folds or more subjects."
         )
 
-    torch.manual_seed(seed)
-    if mode == "scratch":
-        backbone = MCSP(dataset.meta["shapes"], model_settings)
-    else:
-        backbone = load_pretrained(pretrained)
-    model = Classifier(
-        backbone,
-        len(classes),
-        modalities,
-        cfg["domains"],
-        linear=mode == "linear",
-        dropout=cfg["dropout"],
-    ).to(device)
-    if mode == "linear":
-        for p in model.backbone.parameters():
-            p.requires_grad_(False)
-    groups = [
-        {"params": [*model.head.parameters(), *model.placeholder.parameters()], "lr": cfg["lr"]}
-    ]
-    if mode != "linear":
-        lr = cfg["lr"] * (cfg["backbone_lr_scale"] if mode == "full" else 1.0)
-        groups.append({"params": list(model.backbone.parameters()), "lr": lr})
-    optimiser = torch.optim.AdamW(groups, weight_decay=cfg["weight_decay"])
-    weights = compute_class_weight("balanced", classes=np.arange(len(classes)), y=y[train])
-    loss_fn = nn.CrossEntropyLoss(weight=torch.tensor(weights, dtype=torch.float32, device=device))
     train_set, val_set, test_set = (dataset.subset(m) for m in (train, val, test))
-    y_train = torch.from_numpy(y[train]).to(device)
     y_val = torch.from_numpy(y[val])
-    rng = np.random.default_rng([seed, 5])
     binary = len(classes) == 2 and len(np.unique(y[val])) == 2
-    stopping, history = EarlyStopping(cfg["patience"]), []
-    cached = None
-    if mode == "linear":  # frozen encoders in eval mode: their embeddings never change
-        cached = {
-            name: _predict(model, part, cfg["batch_size"], device, features=True).to(device)
-            for name, part in (("train", train_set), ("val", val_set), ("test", test_set))
-        }
+    features: dict[str, torch.Tensor] = {}  # linear probe: frozen encoders' embeddings
 
-    def logits_of(name: str, part: PairDataset) -> torch.Tensor:
-        if cached is None:
-            return _predict(model, part, cfg["batch_size"], device)
+    def build(c: Mapping[str, Any]) -> tuple[Classifier, torch.optim.Optimizer]:
+        torch.manual_seed(seed)
+        if mode == "scratch":
+            backbone = MCSP(dataset.meta["shapes"], model_settings)
+        else:
+            backbone = load_pretrained(pretrained)
+        model = Classifier(
+            backbone,
+            len(classes),
+            modalities,
+            c["domains"],
+            linear=mode == "linear",
+            dropout=c["dropout"],
+        ).to(device)
+        if mode == "linear":
+            for p in model.backbone.parameters():
+                p.requires_grad_(False)
+        groups = [
+            {"params": [*model.head.parameters(), *model.placeholder.parameters()], "lr": c["lr"]}
+        ]
+        if mode != "linear":
+            lr = c["lr"] * (c["backbone_lr_scale"] if mode == "full" else 1.0)
+            groups.append({"params": list(model.backbone.parameters()), "lr": lr})
+        return model, torch.optim.AdamW(groups, weight_decay=c["weight_decay"])
+
+    def embedded(model: Classifier, name: str, mask: np.ndarray) -> torch.Tensor:
+        """The frozen encoders' embeddings of the items of ``mask`` (computed once)."""
+        if name not in features:
+            part = dataset.subset(mask)
+            features[name] = _predict(model, part, cfg["batch_size"], device, True).to(device)
+        return features[name]
+
+    def logits_of(model: Classifier, name: str, mask: np.ndarray) -> torch.Tensor:
+        if mode != "linear":
+            return _predict(model, dataset.subset(mask), cfg["batch_size"], device)
         model.eval()
         with torch.no_grad():
-            return model.head(cached[name]).float().cpu()
+            return model.head(embedded(model, name, mask)).float().cpu()
 
-    for epoch in range(cfg["epochs"]):
-        model.train()
-        total = 0.0
-        for batch in _batches(len(train_set), cfg["batch_size"], rng):
-            if cached is None:
-                logits = model(collate_pairs([train_set[int(i)] for i in batch]), device)
-            else:
-                logits = model.head(cached["train"][torch.from_numpy(batch).to(device)])
-            loss = loss_fn(logits.float(), y_train[torch.from_numpy(batch).to(device)])
-            optimiser.zero_grad(set_to_none=True)
-            loss.backward()
-            optimiser.step()
-            total += loss.item() * len(batch)
-        logits = logits_of("val", val_set)
-        val_loss = float(nn.functional.cross_entropy(logits, y_val))
-        frame = _frame(val_set.pairs, y[val], class_probabilities(logits, len(classes)))
-        subjects = subject_scores(frame)
-        score = (auroc(subjects["y"], subjects["score"]), -val_loss) if binary else (-val_loss,)
-        history.append(
-            {
-                "epoch": epoch,
-                "train_loss": total / len(train_set),
-                "val_loss": val_loss,
-                "val_auroc": score[0] if binary else None,
-            }
+    def trainer(
+        model: Classifier, optimiser: torch.optim.Optimizer, c: Mapping[str, Any], mask, name: str
+    ) -> Callable[[], float]:
+        """One epoch on the items of ``mask`` per call (batch order and augmentations seeded)."""
+        part = dataset.subset(mask)
+        targets = torch.from_numpy(y[mask]).to(device)
+        weights = compute_class_weight("balanced", classes=np.arange(len(classes)), y=y[mask])
+        loss_fn = nn.CrossEntropyLoss(
+            weight=torch.tensor(weights, dtype=torch.float32, device=device)
         )
-        if stopping.step(epoch, score, model):
-            break
-    stopping.restore(model)
-    probs = class_probabilities(logits_of("test", test_set), len(classes))
+        rng = np.random.default_rng([seed, 5])
+        generator = torch.Generator().manual_seed(
+            int(np.random.default_rng([seed, 13]).integers(2**62))
+        )
+
+        def epoch() -> float:
+            model.train()
+            total = 0.0
+            for batch in _batches(len(part), c["batch_size"], rng):
+                if mode != "linear":
+                    items = collate_pairs([part[int(i)] for i in batch])
+                    if augment:
+                        for m in model.modalities:
+                            if items[m].get("spatial") is not None:
+                                items[m]["spatial"] = window_view(
+                                    items[m], c["window_augment"], generator
+                                )
+                    logits = model(items, device)
+                else:
+                    rows = embedded(model, name, mask)[torch.from_numpy(batch).to(device)]
+                    logits = model.head(rows)
+                loss = loss_fn(logits.float(), targets[torch.from_numpy(batch).to(device)])
+                optimiser.zero_grad(set_to_none=True)
+                loss.backward()
+                optimiser.step()
+                total += loss.item() * len(batch)
+            return total / len(part)
+
+        return epoch
+
+    def select(c: Mapping[str, Any]) -> tuple[Classifier, EarlyStopping, list[dict]]:
+        """Train on the training folds; keep the epoch that scores best on the validation fold."""
+        model, optimiser = build(c)
+        run_epoch = trainer(model, optimiser, c, train, "train")
+        stopping, history = EarlyStopping(c["patience"]), []
+        for epoch in range(c["epochs"]):
+            train_loss = run_epoch()
+            logits = logits_of(model, "val", val)
+            val_loss = float(nn.functional.cross_entropy(logits, y_val))
+            frame = _frame(val_set.pairs, y[val], class_probabilities(logits, len(classes)))
+            subjects = subject_scores(frame)
+            score = (auroc(subjects["y"], subjects["score"]), -val_loss) if binary else (-val_loss,)
+            history.append(
+                {
+                    "epoch": epoch,
+                    "train_loss": train_loss,
+                    "val_loss": val_loss,
+                    "val_auroc": score[0] if binary else None,
+                }
+            )
+            if stopping.step(epoch, score, model):
+                break
+        stopping.restore(model)
+        return model, stopping, history
+
+    trials, best = [], None
+    for params in grid_points(cfg["grid"]):
+        c = {**cfg, **params}
+        model, stopping, history = select(c)
+        trials.append({"params": params, "best": stopping.best, "epoch": stopping.best_epoch})
+        if best is None or stopping.best > best[2].best:  # ties keep the earlier grid point
+            best = (c, model, stopping, history)
+    c, model, stopping, history = best
+    if c["refit"]:  # the same recipe on training + validation folds, for the chosen epochs
+        model, optimiser = build(c)
+        run_epoch = trainer(model, optimiser, c, train | val, "train+val")
+        for _ in range(stopping.best_epoch + 1):
+            run_epoch()
+    probs = class_probabilities(logits_of(model, "test", test), len(classes))
     out = _frame(test_set.pairs, y[test], probs)
     out["split"] = "test"
     out.attrs = {
@@ -321,7 +400,14 @@ def finetune(
         "modalities": list(model.modalities),
         "domains": list(model.domains),
         "classes": classes,
-        "training_subjects": int(pairs[train].drop_duplicates(["cohort", "subject"]).shape[0]),
+        "training_subjects": int(
+            pairs[train | val if c["refit"] else train]
+            .drop_duplicates(["cohort", "subject"])
+            .shape[0]
+        ),
+        "refit": bool(c["refit"]),
+        "hyperparameters": {k: c[k] for k in trials[0]["params"]},
+        "grid": trials,
         "selection": stopping.selection(
             "subject_auroc, then -val_loss" if binary else "-val_loss", len(history)
         ),

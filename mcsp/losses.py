@@ -148,7 +148,10 @@ def pretraining_loss(
 
     ``total = w_contrastive * sum over (modality, domain) of nt_xent(orig z, aug z)
     + w_distillation * sum over domains of distillation(student z, teacher z)
-    + w_consistency * consistency(fused_z fMRI, fused_z EEG)``.
+    + w_consistency * consistency(fused_z fMRI, fused_z EEG)
+    + w_reconstruction * sum over modalities of the mean squared error of the hidden nodes'
+    predicted connectivity rows`` (masked-node modelling; only when its weight is positive and
+    the outputs hold ``reconstruction``).
     Contrastive terms are skipped for a modality with fewer than 2 items. Cross-modal terms use
     the original views of the items having both modalities, their rows found via the masks
     (row of item ``i`` in a modality = ``cumsum(mask)[i] - 1``); they are skipped when one
@@ -156,7 +159,8 @@ def pretraining_loss(
     modality lacks, has no distillation term. Terms of weight 0 are not computed.
 
     Args:
-        outputs: ``{modality: {"orig": out, "aug": out}}`` for each modality the model ran; each
+        outputs: ``{modality: {"orig": out, "aug": out[, "reconstruction": {"pred", "target"}]}}``
+            for each modality the model ran; each
             ``out`` holds ``z`` ({domain: (n, proj)}) and ``fused_z`` ((n, proj)) over the items
             having that modality, in item order.
         batch: the collated batch (:func:`mcsp.store.collate_pairs`); ``batch[modality]["mask"]``
@@ -229,6 +233,13 @@ def pretraining_loss(
             if f_fmri is not None and f_eeg is not None:
                 value = consistency(f_fmri[index["fmri"]], f_eeg[index["eeg"]], s["consistency"])
                 add("consistency", "consistency", value)
+
+    if weights.get("reconstruction", 0) > 0:
+        for modality, views in outputs.items():
+            rec = views.get("reconstruction")
+            if rec is not None and rec["pred"].shape[0] > 0:
+                value = F.mse_loss(rec["pred"].float(), rec["target"].float())
+                add("reconstruction", f"reconstruction/{modality}", value)
 
     parts: dict[str, float] = {}
     if named:

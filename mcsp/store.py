@@ -4,6 +4,9 @@ Layout of ``out_dir`` (every file written to ``<name>.tmp`` then renamed):
 
 - ``samples.h5``: datasets ``/<modality>/<domain>`` (modality fmri or eeg, domain spatial,
   temporal or frequency), float32, shape ``(n_samples, …)``, one sample per chunk, uncompressed.
+  With ``study.spatial: run`` the spatial domain of every sample is its run's matrix (fMRI: FC of
+  all the run's kept volumes; EEG: mean of the recording's segment matrices) and the window's or
+  segment's own matrix is kept as ``/<modality>/spatial_window`` (for window augmentation).
 - ``index.tsv``: one row per sample: ``sample_id, cohort, subject, session, site, <labels>,
   modality, task, run, tag, start, row, fold`` (``row`` = position in that modality's arrays;
   ``start`` = first kept volume for fMRI, seconds into the recording for EEG).
@@ -44,6 +47,7 @@ from mcsp.domains import (
 )
 from mcsp.eeg import CHANNEL_SETS
 from mcsp.exceptions import McspError
+from mcsp.fmri import functional_connectivity
 from mcsp.pairing import pair_samples
 from mcsp.parallel import process_pool
 from mcsp.splits import assign_folds
@@ -129,7 +133,20 @@ def fmri_run_samples(
         {"sample_id": f"{prefix}_fmri-{k:03d}", "tag": _na(row["task"]), "start": s}
         for k, s in enumerate(starts)
     ]
-    return metas, {d: np.stack([p[d] for p in per]) for d in DOMAINS}, ""
+    arrays = {d: np.stack([p[d] for p in per]) for d in DOMAINS}
+    if study["spatial"] == "run":
+        run_fc = functional_connectivity(ts[np.isfinite(ts).all(axis=1)]).astype(np.float32)
+        arrays = _run_spatial(arrays, run_fc)
+    return metas, arrays, ""
+
+
+def _run_spatial(arrays: dict[str, np.ndarray], run: np.ndarray) -> dict[str, np.ndarray]:
+    """``spatial`` = the run's matrix for every sample; the samples' own go to
+    ``spatial_window`` (study.spatial run)."""
+    out = dict(arrays)
+    out["spatial_window"] = arrays["spatial"]
+    out["spatial"] = np.broadcast_to(run, arrays["spatial"].shape).astype(np.float32)
+    return out
 
 
 def eeg_run_samples(
@@ -180,7 +197,10 @@ def eeg_run_samples(
         )
     if not per:
         return [], None, "every clean segment holds non-finite values"
-    return metas, {d: np.stack([p[d] for p in per]) for d in DOMAINS}, ""
+    arrays = {d: np.stack([p[d] for p in per]) for d in DOMAINS}
+    if study["spatial"] == "run":  # the recording's connectivity: mean of its segments' (z)
+        arrays = _run_spatial(arrays, arrays["spatial"].mean(axis=0))
+    return metas, arrays, ""
 
 
 def _run_task(args: tuple[str, str, dict, dict]) -> tuple:
@@ -498,6 +518,11 @@ class PairDataset(torch.utils.data.Dataset):
         exclude_folds: drop the pairs of these folds (e.g. the test fold).
         modality: instead of the pairs, every sample of this modality once, as an item whose
             other modality is None (``pair_id`` = ``sample_id``): for embeddings and evaluation.
+        window_views: also read each sample's own window / segment graph as ``spatial_window``
+            (stores built with ``study.spatial: run``), for window augmentation.
+        cache: keep every sample read in memory (shared with :meth:`subset` datasets), for loops
+            that read the same samples every epoch in one process (fine-tuning); memory grows to
+            the size of the samples read.
     """
 
     def __init__(
@@ -506,9 +531,19 @@ class PairDataset(torch.utils.data.Dataset):
         folds: Iterable[int] | None = None,
         exclude_folds: Iterable[int] = (),
         modality: str | None = None,
+        window_views: bool = False,
+        cache: bool = False,
     ) -> None:
         self.store_dir = Path(store_dir)
+        self._cache: dict[tuple[str, int], dict[str, Any]] | None = {} if cache else None
         self.meta = json.loads((self.store_dir / "store.json").read_text())
+        self.window_views = bool(window_views)
+        if window_views and not any(k.endswith("/spatial_window") for k in self.meta["shapes"]):
+            raise McspError(
+                f"{store_dir}: window augmentation needs the windows' own connectivity, which "
+                "only stores built with study.spatial: run keep; rebuild the store with it or "
+                "set pretrain.augment.window_view and finetune.window_augment to 0."
+            )
         index = read_store_table(store_dir, "index")
         if modality is None:
             pairs = read_store_table(store_dir, "pairs")
@@ -555,20 +590,34 @@ class PairDataset(torch.utils.data.Dataset):
             self._pid = os.getpid()
         return self._h5
 
-    def _sample(self, modality: str, row: int) -> dict[str, Any]:
-        h5 = self._file()
+    def _graph(self, name: str, row: int) -> Data:
         rule = self.meta["study"]["sparsify"]
-        fc = h5[f"{modality}/spatial"][row]
+        fc = self._file()[name][row]
         edge_index, weight = sparsify(fc, rule["rule"], rule["value"])
-        return {
-            "spatial": Data(
-                x=torch.from_numpy(fc),
-                edge_index=torch.from_numpy(edge_index),
-                edge_attr=torch.from_numpy(weight),
-            ),
+        return Data(
+            x=torch.from_numpy(fc),
+            edge_index=torch.from_numpy(edge_index),
+            edge_attr=torch.from_numpy(weight),
+        )
+
+    def _sample(self, modality: str, row: int) -> dict[str, Any]:
+        if self._cache is None:
+            return self._read_sample(modality, row)
+        key = (modality, row)
+        if key not in self._cache:
+            self._cache[key] = self._read_sample(modality, row)
+        return self._cache[key]
+
+    def _read_sample(self, modality: str, row: int) -> dict[str, Any]:
+        h5 = self._file()
+        sample = {
+            "spatial": self._graph(f"{modality}/spatial", row),
             "temporal": torch.from_numpy(h5[f"{modality}/temporal"][row]),
             "frequency": torch.from_numpy(h5[f"{modality}/frequency"][row]),
         }
+        if self.window_views and f"{modality}/spatial_window" in h5:
+            sample["spatial_window"] = self._graph(f"{modality}/spatial_window", row)
+        return sample
 
     def __getitem__(self, i: int) -> dict[str, Any]:
         item: dict[str, Any] = {"pair_id": self.pairs.at[i, "pair_id"]}
@@ -585,7 +634,8 @@ def collate_pairs(items: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
         ``{"pair_id": list, "fmri": {...}, "eeg": {...}}``; each modality holds ``mask`` (bool,
         one per item: the item has that modality) and, over the items that have it (in order),
         ``spatial`` (a PyG ``Batch``), ``temporal`` and ``frequency`` (stacked tensors); those three
-        are None when no item of the batch has the modality.
+        are None when no item of the batch has the modality. Items read with ``window_views``
+        add ``spatial_window`` (a ``Batch``).
     """
     out: dict[str, Any] = {"pair_id": [it["pair_id"] for it in items]}
     for modality in MODALITIES:
@@ -597,6 +647,10 @@ def collate_pairs(items: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
             batch["spatial"] = Batch.from_data_list([p["spatial"] for p in present])
             batch["temporal"] = torch.stack([p["temporal"] for p in present])
             batch["frequency"] = torch.stack([p["frequency"] for p in present])
+            if all("spatial_window" in p for p in present):
+                batch["spatial_window"] = Batch.from_data_list(
+                    [p["spatial_window"] for p in present]
+                )
         else:
             batch.update(spatial=None, temporal=None, frequency=None)
         out[modality] = batch

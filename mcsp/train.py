@@ -32,7 +32,7 @@ import numpy as np
 import torch
 from torch.nn.parallel import DistributedDataParallel
 
-from mcsp.augment import augment_modality, prepare_modality
+from mcsp.augment import augment_modality, mask_nodes, prepare_modality
 from mcsp.config import schema_defaults
 from mcsp.exceptions import ConfigError, McspError
 from mcsp.losses import pretraining_loss
@@ -41,7 +41,7 @@ from mcsp.store import PairDataset, collate_pairs
 
 log = logging.getLogger(__name__)
 
-SUM_TERMS = ("total", "contrastive", "distillation", "consistency")
+SUM_TERMS = ("total", "contrastive", "distillation", "consistency", "reconstruction")
 VALIDATION_STEP = 10**9  # validation batch k is seeded as step VALIDATION_STEP + k
 
 
@@ -108,6 +108,15 @@ def split_subjects(pairs: Any, val_fraction: float, seed: int) -> tuple[np.ndarr
     return ~is_val, is_val
 
 
+def write_subjects(pairs: Any, val_mask: np.ndarray, path: Path) -> None:
+    """The subjects a pretraining reads (``cohort, subject, fold, split``), to audit leakage."""
+    table = pairs.assign(split=np.where(val_mask, "validation", "train"))
+    table = table[["cohort", "subject", "fold", "split"]].drop_duplicates(["cohort", "subject"])
+    tmp = path.with_name(path.name + ".tmp")
+    table.sort_values(["cohort", "subject"]).to_csv(tmp, sep="\t", index=False)
+    os.replace(tmp, path)
+
+
 def epoch_batches(n: int, batch_size: int, seed: int, epoch: int) -> list[list[int]]:
     """The shuffled batches of an epoch (order from ``(seed, epoch)``); a last batch of one is
     dropped because NT-Xent needs two samples."""
@@ -130,16 +139,38 @@ def step_seed(seed: int, step: int) -> int:
 class Views(torch.nn.Module):
     """Both views of every modality in one ``forward``, so DDP sees one pass per step."""
 
-    def __init__(self, model: MCSP) -> None:
+    def __init__(self, model: MCSP, reconstruct: bool = False) -> None:
         super().__init__()
         self.model = model
+        self.decoders = None
+        if reconstruct and "spatial" in model.domains:
+            hidden = model.settings["hidden"]
+            self.decoders = torch.nn.ModuleDict(
+                {
+                    m: torch.nn.Linear(hidden, model.shapes[f"{m}/spatial"][0])
+                    for m in model.modalities
+                }
+            )
 
-    def forward(self, inputs: Mapping[str, tuple[dict, dict]]) -> dict[str, dict[str, Any]]:
-        """``{modality: (original, augmented)}`` → ``{modality: {"orig": out, "aug": out}}``."""
-        return {
-            m: {"orig": self.model(orig, m), "aug": self.model(aug, m)}
-            for m, (orig, aug) in inputs.items()
-        }
+    def forward(self, inputs: Mapping[str, tuple]) -> dict[str, dict[str, Any]]:
+        """``{modality: (original, augmented[, masked])}`` → ``{modality: {"orig": out, "aug":
+        out[, "reconstruction": {"pred", "target"}]}}``.
+
+        ``masked`` = ``(graph, hidden)`` from :func:`mcsp.augment.mask_nodes` of the original
+        spatial graphs: the decoder predicts the hidden nodes' connectivity rows from their
+        node embeddings.
+        """
+        out = {}
+        for m, (orig, aug, *masked) in inputs.items():
+            out[m] = {"orig": self.model(orig, m), "aug": self.model(aug, m)}
+            if masked and self.decoders is not None:
+                graph, hidden = masked[0]
+                nodes = self.model.encode_nodes(m, graph)
+                out[m]["reconstruction"] = {
+                    "pred": self.decoders[m](nodes[hidden]),
+                    "target": orig["spatial"].x[hidden],
+                }
+        return out
 
 
 def batch_loss(
@@ -158,15 +189,18 @@ def batch_loss(
         device: where the tensors go.
         seed: seeds the augmentations (and, through ``torch.manual_seed``, dropout).
     """
-    core = views.module.model if isinstance(views, DistributedDataParallel) else views.model
+    plain = views.module if isinstance(views, DistributedDataParallel) else views
     torch.manual_seed(seed)
     generator = torch.Generator(device=device).manual_seed(seed)
     inputs = {}
-    for modality in core.modalities:
+    for modality in plain.model.modalities:
         data = _to_device(batch.get(modality), device)
         if data is not None:
             data = prepare_modality(data)
             inputs[modality] = (data, augment_modality(data, settings["augment"], generator))
+            if plain.decoders is not None:
+                masked = mask_nodes(data["spatial"], settings["mask_ratio"], generator)
+                inputs[modality] += (masked,)
     amp = settings["amp"] and device.type == "cuda"
     with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
         outputs = views(inputs) if inputs else {}
@@ -242,6 +276,7 @@ def loss_columns(modalities: Sequence[str], domains: Sequence[str]) -> list[str]
         *SUM_TERMS,
         *(f"contrastive/{m}/{d}" for m in modalities for d in domains),
         *(f"distillation/{d}" for d in domains),
+        *(f"reconstruction/{m}" for m in modalities),
         "pairs_both",
     ]
 
@@ -332,7 +367,11 @@ def pretrain(
     if rank == 0:
         out_dir.mkdir(parents=True, exist_ok=True)
 
-    dataset = PairDataset(store_dir, exclude_folds=train_cfg["exclude_folds"])
+    dataset = PairDataset(
+        store_dir,
+        exclude_folds=train_cfg["exclude_folds"],
+        window_views=train_cfg["augment"]["window_view"] > 0,
+    )
     if len(dataset) < 2:
         raise McspError(
             f"{store_dir}: {len(dataset)} pair(s) left for pretraining (pretrain.exclude_folds "
@@ -342,11 +381,14 @@ def pretrain(
         dataset.pairs, train_cfg["val_fraction"], train_cfg["seed"]
     )
     train_set, val_set = dataset.subset(train_mask), dataset.subset(val_mask)
+    if rank == 0:
+        write_subjects(dataset.pairs, val_mask, out_dir / "subjects.tsv")
     shapes = dataset.meta["shapes"]
     torch.manual_seed(train_cfg["seed"])
     model = MCSP(shapes, settings["model"]).to(device)
     core = model
-    model = Views(core)
+    model = views = Views(core, reconstruct=train_cfg["weights"]["reconstruction"] > 0)
+    model.to(device)
     if world > 1:
         model = DistributedDataParallel(
             model,
@@ -369,7 +411,10 @@ def pretrain(
         optimiser, _lr_lambda(train_cfg["warmup_steps"], total_steps)
     )
 
-    digest = settings_hash(settings)
+    # the store is part of the hash: a checkpoint left by a pretraining on an earlier store
+    # (other segment length, other subjects) must not be resumed
+    store_id = {k: v for k, v in dataset.meta.items() if k not in ("seconds", "files")}
+    digest = settings_hash({**settings, "store": store_id})
     ckpt_path = out_dir / "checkpoint.pt"
     step, best = 0, math.inf
     resume_step = None
@@ -377,13 +422,15 @@ def pretrain(
         state = torch.load(ckpt_path, map_location=device, weights_only=False)
         if state["hash"] != digest:
             log.warning(
-                "%s was written with other settings (hash %s, now %s): starting afresh",
+                "%s was written with other settings or store (hash %s, now %s): starting afresh",
                 ckpt_path,
                 state["hash"],
                 digest,
             )
         else:
             core.load_state_dict(state["model"])
+            if views.decoders is not None:
+                views.decoders.load_state_dict(state["decoders"])
             optimiser.load_state_dict(state["optimiser"])
             scheduler.load_state_dict(state["scheduler"])
             step, best, resume_step = state["step"], state["best"], state["step"]
@@ -401,6 +448,7 @@ def pretrain(
             _atomic_save(
                 {
                     "model": core.state_dict(),
+                    "decoders": None if views.decoders is None else views.decoders.state_dict(),
                     "optimiser": optimiser.state_dict(),
                     "scheduler": scheduler.state_dict(),
                     "step": step,
@@ -462,7 +510,7 @@ def pretrain(
             lr = scheduler.get_last_lr()[0]
             metrics.write({"step": step, "epoch": epoch, "split": "train", "lr": lr, **parts})
         if step % per_epoch == 0 or step == total_steps:
-            val = _validate(Views(core), val_set, train_cfg["batch_size"], train_cfg, device)
+            val = _validate(views, val_set, train_cfg["batch_size"], train_cfg, device)
             score = val if val is not None else sums["total"] / sums["n"]
             sums = {}
             if metrics:
@@ -496,6 +544,8 @@ def pretrain(
         "parameters": core.n_parameters(),
         "device": str(device),
         "processes": world,
+        "exclude_folds": sorted(int(f) for f in train_cfg["exclude_folds"]),
+        "subjects": int(dataset.pairs[["cohort", "subject"]].drop_duplicates().shape[0]),
         "seconds": round(seconds, 2),
         "pairs_per_s": round(pairs_seen * world / seconds, 1) if seconds > 0 else None,
     }

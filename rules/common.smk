@@ -14,7 +14,10 @@ EEG = CONFIG["eeg"]
 ATLAS = FMRI["atlas"]
 COHORTS = {name: load_cohort(cohort_path(CONFIG, name)) for name in CONFIG["cohorts"]}
 BIDS_COHORTS = [name for name, c in COHORTS.items() if c["format"] == "bids"]
-IMPORTED_COHORTS = [name for name, c in COHORTS.items() if c["format"] != "bids"]
+IMPORTED_COHORTS = [
+    name for name, c in COHORTS.items() if c["format"] not in ("bids", "synthetic")
+]
+SYNTHETIC_COHORTS = [name for name, c in COHORTS.items() if c["format"] == "synthetic"]
 FMRIPREP_COHORTS = [
     name
     for name in BIDS_COHORTS
@@ -100,7 +103,7 @@ def cohort_targets(cohort):
             {row["subject"] for row in usable_rows(cohort, "fmri").values()}
         )
         targets += [fmri_figure(cohort, subject) for subject in subjects]
-    if spec["format"] == "bids" and spec["eeg"]["tasks"]:
+    if spec["format"] in ("bids", "synthetic") and spec["eeg"]["tasks"]:
         targets.append(f"{RESULTS}/{cohort}/eeg_qc.tsv")
     return targets
 
@@ -111,7 +114,7 @@ def qc_tables(cohort):
     tables = [f"{RESULTS}/{cohort}/inventory.tsv"]
     if spec["fmri"]["tasks"] or spec["format"] != "bids":
         tables.append(f"{RESULTS}/{cohort}/fmri_qc.tsv")
-    if spec["format"] == "bids" and spec["eeg"]["tasks"]:
+    if spec["format"] in ("bids", "synthetic") and spec["eeg"]["tasks"]:
         tables.append(f"{RESULTS}/{cohort}/eeg_qc.tsv")
     return tables
 
@@ -137,8 +140,9 @@ def all_targets(wildcards):
     targets = [target for cohort in COHORTS for target in cohort_targets(cohort)]
     return targets + [
         f"{RESULTS}/store/store.json",
-        f"{RESULTS}/pretrain/model.pt",
+        *(f"{RESULTS}/pretrain/{name}/model.pt" for name in pretraining_dirs()),
         f"{RESULTS}/evaluation/summary.tsv",
+        f"{RESULTS}/evaluation/paired.tsv",
     ]
 
 
@@ -224,7 +228,7 @@ def study_modalities():
         cohort = COHORTS[name]
         if cohort["format"] != "bids" or cohort["fmri"]["tasks"]:
             have.add("fmri")
-        if cohort["format"] == "bids" and cohort["eeg"]["tasks"]:
+        if cohort["format"] in ("bids", "synthetic") and cohort["eeg"]["tasks"]:
             have.add("eeg")
     return have & set(CONFIG["model"]["modalities"])
 
@@ -259,12 +263,13 @@ def evaluation_jobs():
 
     jobs = []
     for experiment in EVALUATE["experiments"]:
-        for model in experiment_settings(CONFIG, experiment)["models"]:
+        settings = experiment_settings(CONFIG, experiment)
+        for model in settings["models"]:
             if not applicable(model, study_modalities()):
                 continue
             for task in evaluation_tasks(experiment):
                 for fold in evaluation_folds():
-                    for seed in range(EVALUATE["seeds"]):
+                    for seed in range(settings["seeds"]):
                         jobs.append(
                             f"{RESULTS}/evaluation/{experiment}/{model}/{task}/"
                             f"fold-{fold}_seed-{seed}_metrics.tsv"
@@ -272,12 +277,43 @@ def evaluation_jobs():
     return jobs
 
 
+def pretraining_dirs():
+    """Every pretraining the evaluation needs: ``all`` and / or ``fold-K`` per test fold."""
+    from mcsp.experiments import experiment_settings, pretraining_name
+
+    names = []
+    for experiment in EVALUATE["experiments"]:
+        settings = experiment_settings(CONFIG, experiment)
+        if not any(m in ("mcsp", "mcsp_linear") for m in settings["models"]):
+            continue
+        for fold in evaluation_folds():
+            name = pretraining_name(settings["pretrain_scope"], fold)
+            if name not in names:
+                names.append(name)
+    return names or ["all"]
+
+
+def pretrain_params(wildcards):
+    """The pretraining settings of ``all`` or ``fold-K`` (fold K's subjects left out)."""
+    pretrain = {k: v for k, v in CONFIG["pretrain"].items() if k != "scope"}
+    settings = {"model": CONFIG["model"], "pretrain": pretrain}
+    if wildcards.scope != "all":
+        fold = int(wildcards.scope.removeprefix("fold-"))
+        excluded = set(CONFIG["pretrain"]["exclude_folds"]) | {fold}
+        settings["pretrain"]["exclude_folds"] = sorted(excluded)
+    return settings
+
+
 def finetune_input(wildcards):
-    """The store, and the pretrained model unless the model starts from scratch."""
+    """The store, and the fold's pretrained model unless the model starts from scratch."""
+    from mcsp.experiments import experiment_settings, pretraining_name
+
     inputs = {
         "summary": f"{RESULTS}/store/store.json",
         "samples": f"{RESULTS}/store/samples.h5",
     }
     if wildcards.model != "mcsp_scratch":
-        inputs["pretrained"] = f"{RESULTS}/pretrain/model.pt"
+        scope = experiment_settings(CONFIG, wildcards.experiment)["pretrain_scope"]
+        name = pretraining_name(scope, int(wildcards.fold))
+        inputs["pretrained"] = f"{RESULTS}/pretrain/{name}/model.pt"
     return inputs

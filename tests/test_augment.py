@@ -212,3 +212,48 @@ def test_augment_modality() -> None:
     assert torch.equal(off["spatial"].edge_attr, data["spatial"].edge_attr)
     partial = augment_modality({"temporal": data["temporal"], "frequency": None}, {})
     assert set(partial) == {"temporal", "frequency"} and partial["frequency"] is None
+
+
+def test_window_view_swaps_whole_graphs() -> None:
+    from mcsp.augment import window_view
+
+    runs = Batch.from_data_list([_graph(5, seed=k) for k in range(6)])
+    windows = Batch.from_data_list([_graph(5, seed=10 + k) for k in range(6)])
+    data = {"spatial": runs, "spatial_window": windows}
+    assert window_view(data, 0.0) is runs
+    assert window_view({"spatial": runs}, 1.0) is runs
+    swapped = window_view(data, 1.0, torch.Generator().manual_seed(0))
+    assert torch.equal(swapped.x, windows.x) and torch.equal(swapped.edge_index, windows.edge_index)
+    half = window_view(data, 0.5, torch.Generator().manual_seed(3)).to_data_list()
+    expected = (torch.rand(6, generator=torch.Generator().manual_seed(3)) < 0.5).tolist()
+    for graph, window, run, swap in zip(
+        half, windows.to_data_list(), runs.to_data_list(), expected, strict=True
+    ):
+        assert torch.equal(graph.x, window.x if swap else run.x)
+    again = window_view(data, 0.5, torch.Generator().manual_seed(3)).to_data_list()
+    assert all(torch.equal(a.x, b.x) for a, b in zip(half, again, strict=True))
+
+
+def test_mask_nodes_hides_rows_columns_and_edges() -> None:
+    from mcsp.augment import mask_nodes
+
+    batch = _batch()
+    before = _snapshot(batch)
+    masked, hidden = mask_nodes(batch, 0.4, _gen(2))
+    assert hidden.any() and not hidden.all()
+    for key, value in before.items():
+        assert torch.equal(batch[key], value)  # input untouched
+    graphs = masked.batch
+    for node in torch.nonzero(hidden).flatten().tolist():
+        g = int(graphs[node])
+        local = node - int(batch.ptr[g])
+        assert (masked.x[node] == 0).all()
+        assert (masked.x[graphs == g][:, local] == 0).all()
+    src, dst = masked.edge_index
+    assert not (hidden[src] | hidden[dst]).any()
+    kept = ~hidden
+    visible = masked.x[kept] != 0
+    assert torch.equal(batch.x[kept][visible], masked.x[kept][visible])  # the rest unchanged
+    assert len(masked.to_data_list()) == 3  # per-graph slices stay consistent
+    again, hidden_again = mask_nodes(batch, 0.4, _gen(2))
+    assert torch.equal(hidden, hidden_again) and torch.equal(again.x, masked.x)

@@ -196,14 +196,17 @@ def test_experiment_settings_override_the_defaults() -> None:
                         "models": ["mcsp"],
                         "tasks": ["MDD"],
                         "finetune": {"label_fraction": 0.2},
+                        "seeds": 1,
                     },
                 },
+                "seeds": 3,
             },
         },
         "config",
         "test",
     )
     main = experiment_settings(config, "main")
+    assert main["seeds"] == 3 and experiment_settings(config, "few")["seeds"] == 1
     assert main["models"] == ["fc_logreg"] and main["tasks"] == ["ASD"]
     assert main["finetune"]["epochs"] == 7 and main["finetune"]["label_fraction"] == 1.0
     few = experiment_settings(config, "few")

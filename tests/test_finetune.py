@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -66,6 +67,18 @@ def test_subsets_and_determinism(store: Path, pretrained: Path) -> None:  # noqa
     assert not np.array_equal(first["score"], other["score"])
 
 
+def test_refit_trains_on_validation_folds_too(store: Path, pretrained: Path) -> None:  # noqa: F811
+    plain = finetune(store, "ASD", 0, pretrained=pretrained, settings=FAST)
+    refit = finetune(store, "ASD", 0, pretrained=pretrained, settings={**FAST, "refit": True})
+    assert refit.attrs["refit"] and not plain.attrs["refit"]
+    assert refit.attrs["training_subjects"] > plain.attrs["training_subjects"]
+    assert refit.attrs["selection"] == plain.attrs["selection"]  # the same epoch chosen
+    assert set(refit["subject"]) == set(plain["subject"]) == _test_subjects(store, 0)
+    assert not np.allclose(refit["score"], plain["score"])
+    again = finetune(store, "ASD", 0, pretrained=pretrained, settings={**FAST, "refit": True})
+    np.testing.assert_array_equal(refit["score"], again["score"])
+
+
 def test_label_fraction_uses_fewer_subjects(store: Path, pretrained: Path) -> None:  # noqa: F811
     full = finetune(store, "ASD", 0, pretrained=pretrained, settings=FAST)
     few = finetune(store, "ASD", 0, pretrained=pretrained, settings={**FAST, "label_fraction": 0.2})
@@ -92,7 +105,7 @@ def test_jobs_merge_into_tidy_tables(store: Path, pretrained: Path, tmp_path: Pa
             assert set(metrics["metric"]) == set(METRICS) and (metrics["fold"] == fold).all()
             paths.append(tmp_path / f"{model}_fold-{fold}_seed-0_metrics.tsv")
             write_job(predictions, metrics, paths[-1])
-    metrics, summary = merge_metrics(paths)
+    metrics, summary, paired = merge_metrics(paths)
     pooled = metrics[metrics["fold"] == "pooled"].set_index(["model", "metric"])["value"]
     fc = pd.concat(
         pd.read_csv(predictions_path(p), sep="\t", dtype={"subject": str})
@@ -110,6 +123,54 @@ def test_jobs_merge_into_tidy_tables(store: Path, pretrained: Path, tmp_path: Pa
     assert {"mean ± sd", "scope"} <= set(summary.columns)
 
 
+def test_seed_ensemble_and_paired_rows(
+    store: Path,  # noqa: F811
+    pretrained: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Two seeds: ``mcsp_linear+ens`` scores the mean of the seeds' subject scores and is compared
+    with ``fc_logreg+ens``; each seed's model is compared with fc_logreg."""
+    config = validate(
+        {"model": MODEL, "finetune": FAST, "evaluate": {"tasks": ["ASD"], "seeds": 2}},
+        "config",
+        "test",
+    )
+    paths = []
+    for model in ("mcsp_linear", "fc_logreg"):
+        for fold in range(3):
+            for seed in range(2):
+                job = run_job(store, model, "ASD", fold, seed, config, "main", pretrained)
+                paths.append(tmp_path / model / f"fold-{fold}_seed-{seed}_metrics.tsv")
+                write_job(*job, paths[-1])
+    record = json.loads((tmp_path / "mcsp_linear" / "fold-0_seed-1_job.json").read_text())
+    assert record["pretrained"] == str(pretrained) and record["seed"] == 1
+    metrics, summary, paired = merge_metrics(paths)
+    ens = metrics[(metrics["model"] == "mcsp_linear+ens") & (metrics["metric"] == "auroc")]
+    assert set(ens["fold"]) == {"0", "1", "2", "pooled"} and set(ens["seed"]) == {"ens"}
+    frames = [pd.read_csv(predictions_path(p), sep="\t", dtype={"subject": str}) for p in paths]
+    linear = pd.concat(f for f in frames if (f["model"] == "mcsp_linear").all())
+    by_seed = [subject_scores(part) for _, part in linear.groupby("seed")]
+    mean = by_seed[0].assign(score=(by_seed[0]["score"] + by_seed[1]["score"]) / 2)
+    pooled = ens.loc[ens["fold"] == "pooled", "value"].iloc[0]
+    assert pooled == pytest.approx(binary_metrics(mean["y"], mean["score"])["auroc"])
+    assert "mcsp_linear+ens" in set(summary["model"])
+    rows = paired.set_index("model")
+    assert set(rows.index) == {"mcsp_linear", "mcsp_linear+ens"}
+    assert rows.loc["mcsp_linear+ens", "reference"] == "fc_logreg+ens"
+    assert rows.loc["mcsp_linear", "n_seeds"] == 2 and rows.loc["mcsp_linear", "n_folds"] == 3
+    off = merge_metrics(paths, {"seed_ensemble": False})[0]
+    assert not off["model"].str.endswith("+ens").any()
+    summary.to_csv(tmp_path / "summary.tsv", sep="\t", index=False)
+    paired.to_csv(tmp_path / "paired.tsv", sep="\t", index=False)
+    from mcsp.cli import main
+
+    assert main(["summary", str(tmp_path / "summary.tsv")]) == 0
+    printed = capsys.readouterr().out
+    assert "mcsp_linear+ens" in printed
+    assert "AUROC difference to fc_logreg — experiment main, task ASD" in printed
+
+
 def test_unusable_job_recorded_not_fatal(store: Path, pretrained: Path) -> None:  # noqa: F811
     config = validate({"model": MODEL, "finetune": FAST}, "config", "test")
     predictions, metrics = run_job(store, "fc_logreg", "ADHD", 0, 0, config)
@@ -123,7 +184,8 @@ def test_summary_table_and_empty_merge(store: Path, pretrained: Path, tmp_path: 
     config = validate({"model": MODEL, "finetune": FAST}, "config", "test")
     path = tmp_path / "fold-0_seed-0_metrics.tsv"
     write_job(*run_job(store, "fc_logreg", "ADHD", 0, 0, config), path)
-    metrics, summary = merge_metrics([path])
+    metrics, summary, paired = merge_metrics([path])
+    assert paired.empty  # no prediction to compare
     assert metrics["value"].isna().all() and set(summary["scope"]) == {"per fold"}
     summary.to_csv(tmp_path / "summary.tsv", sep="\t", index=False)
     text = summary_table(tmp_path / "summary.tsv")
@@ -151,3 +213,18 @@ def test_fmri_only_store_by_default(tmp_path: Path) -> None:
         fmri_store, "ASD", 0, seed=0, settings={**FAST, "mode": "scratch"}, model_settings=MODEL
     )
     assert out.attrs["modalities"] == ["fmri"] and out["sample_id"].str.contains("_task-").all()
+
+
+def test_grid_chosen_on_the_validation_fold(store: Path, pretrained: Path) -> None:  # noqa: F811
+    grid = {"weight_decay": [0.0, 0.5], "dropout": [0.1]}
+    out = finetune(store, "ASD", 0, pretrained=pretrained, settings={**FAST, "grid": grid})
+    trials = out.attrs["grid"]
+    assert [t["params"] for t in trials] == [
+        {"weight_decay": 0.0, "dropout": 0.1},
+        {"weight_decay": 0.5, "dropout": 0.1},
+    ]
+    chosen = max(trials, key=lambda t: t["best"])
+    assert out.attrs["hyperparameters"] == chosen["params"]
+    assert out.attrs["selection"]["best"] == chosen["best"][0]
+    with pytest.raises(McspError, match="cannot be searched"):
+        finetune(store, "ASD", 0, pretrained=pretrained, settings={**FAST, "grid": {"epochs": [2]}})

@@ -42,7 +42,7 @@ def test_profile_slurm_runs_every_rule_as_a_slurm_job(cluster: None, tmp_path: P
         "fmri_figure": sorted((logs / "synthetic" / "figures").rglob("*.log")),
         "qc": [logs / "synthetic" / "fmri_qc.log", logs / "synthetic" / "eeg_qc.log"],
         "store": [logs / "store.log"],
-        "pretrain": [logs / "pretrain.log"],
+        "pretrain": [logs / "pretrain" / "all.log"],
         "finetune": sorted((logs / "evaluation" / "main" / "mcsp").rglob("*.log")),
         "baseline": sorted((logs / "evaluation" / "main" / "fc_logreg").rglob("*.log")),
         "metrics": [logs / "metrics.log"],

@@ -337,3 +337,42 @@ def test_sample_view(store: tuple[Path, dict]) -> None:
     assert set(test_fold.pairs["fold"]) == {0}
     with pytest.raises(ValueError, match="modality"):
         PairDataset(store_dir, modality="meg")
+
+
+def test_run_spatial_domain_and_window_views(tmp_path: Path) -> None:
+    """study.spatial run: every window of a run carries the run's FC (of all its volumes), the
+    window's own is kept as spatial_window; EEG gets the mean of its segments' matrices."""
+    from mcsp.fmri import functional_connectivity
+
+    write_cohort(tmp_path / "results", "a", COHORT_A)
+    build_store(_config(["a"], spatial="run"), tmp_path / "results", tmp_path / "store")
+    window = tmp_path / "window"
+    build_store(_config(["a"]), tmp_path / "results", window)
+    index = read_store_table(tmp_path / "store", "index")
+    qc = pd.read_csv(tmp_path / "results" / "a" / "fmri_qc.tsv", sep="\t", dtype=str)
+    with h5py.File(tmp_path / "store" / "samples.h5") as h5, h5py.File(window / "samples.h5") as w:
+        np.testing.assert_array_equal(h5["fmri/spatial_window"][:], w["fmri/spatial"][:])
+        np.testing.assert_array_equal(h5["eeg/spatial_window"][:], w["eeg/spatial"][:])
+        np.testing.assert_array_equal(h5["fmri/temporal"][:], w["fmri/temporal"][:])
+        ts = pd.read_csv(qc.loc[qc["subject"] == "01", "timeseries"].iloc[0], sep="\t").to_numpy()
+        rows = index.loc[(index["subject"] == "01") & (index["modality"] == "fmri"), "row"]
+        for row in rows.astype(int):
+            np.testing.assert_allclose(
+                h5["fmri/spatial"][row], functional_connectivity(ts), atol=1e-6
+            )
+        rows = index.loc[(index["subject"] == "02") & (index["modality"] == "eeg"), "row"]
+        segments = w["eeg/spatial"][sorted(rows.astype(int))]
+        np.testing.assert_allclose(
+            h5["eeg/spatial"][int(rows.iloc[0])], segments.mean(0), atol=1e-6
+        )
+    items = [PairDataset(tmp_path / "store", window_views=True)[i] for i in range(4)]
+    batch = collate_pairs(items)
+    for modality in ("fmri", "eeg"):
+        if batch[modality]["spatial"] is not None:
+            assert (
+                batch[modality]["spatial_window"].num_graphs
+                == batch[modality]["spatial"].num_graphs
+            )
+    assert "spatial_window" not in PairDataset(tmp_path / "store")[0]["fmri"]
+    with pytest.raises(McspError, match="study.spatial: run"):
+        PairDataset(window, window_views=True)

@@ -243,3 +243,55 @@ def test_validation_batches_mix_subjects(store: Path, monkeypatch: pytest.Monkey
     assert train._validate(torch.nn.Linear(1, 1), dataset, 6, {"seed": 0}, torch.device("cpu")) == 1
     mixed = [len({subject[p] for p in batch}) for batch in seen]
     assert sum(mixed) / len(mixed) > 2, mixed
+
+
+def test_train_folds_pretraining_never_sees_the_test_fold(
+    store: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """pretrain.scope train_folds: the pretraining of test fold K excludes fold K. Every pair that
+    reaches a training or validation batch is recorded; none belongs to a fold-K subject."""
+    import mcsp.train as train
+
+    seen: list[str] = []
+    real = train.batch_loss
+
+    def record(model, batch, settings, device, seed):  # noqa: ANN001, ANN202
+        seen.extend(batch["pair_id"])
+        return real(model, batch, settings, device, seed)
+
+    monkeypatch.setattr(train, "batch_loss", record)
+    pairs = pd.read_csv(store / "pairs.tsv", sep="\t", dtype=str)
+    fold_of = dict(zip(pairs["pair_id"], pairs["fold"].astype(int), strict=True))
+    subject_of = dict(zip(pairs["pair_id"], pairs["subject"], strict=True))
+    for fold in (0, 1):
+        seen.clear()
+        out = tmp_path / f"fold-{fold}"
+        summary = pretrain(store, out, _config(epochs=2, exclude_folds=[fold]))
+        assert seen and all(fold_of[p] != fold for p in seen)
+        test_subjects = set(pairs.loc[pairs["fold"].astype(int) == fold, "subject"])
+        assert not {subject_of[p] for p in seen} & test_subjects
+        audit = pd.read_csv(out / "subjects.tsv", sep="\t", dtype=str)
+        assert not set(audit["subject"]) & test_subjects
+        assert set(audit["subject"]) == set(pairs["subject"]) - test_subjects
+        assert summary["exclude_folds"] == [fold] and summary["subjects"] == len(audit)
+
+
+def test_masked_node_reconstruction_term(store: Path, tmp_path: Path) -> None:
+    """weights.reconstruction > 0: the masked-node term is logged, falls, and survives a resume;
+    model.pt holds the encoders only (fine-tuning loads it as before)."""
+    config = _config(epochs=6, weights={"reconstruction": 1.0}, mask_ratio=0.3)
+    summary = pretrain(store, tmp_path, config)
+    train = _losses(tmp_path)
+    for column in ("reconstruction", "reconstruction/fmri", "reconstruction/eeg"):
+        assert train[column].notna().all() and (train[column] > 0).all()
+    assert train["reconstruction"].tail(3).mean() < train["reconstruction"].head(3).mean()
+    state = torch.load(tmp_path / "checkpoint.pt", weights_only=False)
+    assert set(state["decoders"]) == {"fmri.weight", "fmri.bias", "eeg.weight", "eeg.bias"}
+    assert not any(k.startswith("decoders") for k in torch.load(tmp_path / "model.pt")["model"])
+    load_pretrained(tmp_path / "model.pt")
+    extended = pretrain(
+        store, tmp_path, {**config, "pretrain": {**config["pretrain"], "epochs": 7}}
+    )
+    assert extended["resumed_from"] == summary["steps"]
+    off = pretrain(store, tmp_path / "off", _config(epochs=1))
+    assert _losses(tmp_path / "off")["reconstruction"].isna().all() and off["steps"] > 0

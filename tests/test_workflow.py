@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 import shutil
 from pathlib import Path
@@ -11,7 +12,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from .conftest import REPO, run, tool, write_workflow_config
+from .conftest import REPO, TINY_SETTINGS, run, tool, write_workflow_config
 
 
 def test_dry_run_from_repository_root() -> None:
@@ -97,7 +98,13 @@ def branches(tiny_cohort: Path, tmp_path_factory: pytest.TempPathFactory) -> dic
     eeg = sorted(bids.glob("sub-*/ses-1/eeg/*_task-eyesopen_eeg.eeg"))[-1]
     _truncate(bold)
     _truncate(eeg)
-    config = write_workflow_config(root, bids=bids)
+    settings = copy.deepcopy(TINY_SETTINGS)
+    # a second experiment fine-tunes from per-fold pretrainings that never saw the test fold
+    settings["evaluate"]["experiments"] = {
+        "main": {},
+        "heldout": {"models": ["mcsp"], "pretrain_scope": "train_folds"},
+    }
+    config = write_workflow_config(root, bids=bids, settings=settings)
     result = run(_snakemake(root, config), cwd=root, timeout=900)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-5000:]
     results = root / "results" / "synthetic"
@@ -181,19 +188,45 @@ def test_store_built_from_both_branches(branches: dict) -> None:
 @pytest.mark.workflow
 def test_pretraining_and_evaluation_ran(branches: dict) -> None:
     results = branches["root"] / "results"
-    summary = json.loads((results / "pretrain" / "summary.json").read_text())
-    assert summary["steps"] == summary["total_steps"] > 0
-    curve = pd.read_csv(results / "pretrain" / "metrics.csv")
+    summary = json.loads((results / "pretrain" / "all" / "summary.json").read_text())
+    assert summary["steps"] == summary["total_steps"] > 0 and summary["exclude_folds"] == []
+    curve = pd.read_csv(results / "pretrain" / "all" / "metrics.csv")
     assert curve.loc[curve["split"] == "train", "step"].iloc[-1] == summary["steps"]
     assert (curve["split"] == "val").sum() == summary["epochs"]
     metrics = pd.read_csv(results / "evaluation" / "metrics.tsv", sep="\t", dtype={"fold": str})
-    assert set(metrics["model"]) == {"mcsp", "fc_logreg"} and set(metrics["task"]) == {"sex"}
+    main = metrics[metrics["experiment"] == "main"]
+    assert set(main["model"]) == {"mcsp", "fc_logreg"} and set(metrics["task"]) == {"sex"}
     assert set(metrics["fold"]) == {"0", "1", "2", "pooled"}
-    pooled = metrics[(metrics["fold"] == "pooled") & (metrics["metric"] == "auroc")]
+    pooled = main[(main["fold"] == "pooled") & (main["metric"] == "auroc")]
     assert pooled["value"].between(0, 1).all() and len(pooled) == 2
     table = pd.read_csv(results / "evaluation" / "summary.tsv", sep="\t")
     assert {"per fold", "pooled folds"} == set(table["scope"])
     assert "mean ± sd" in table.columns
+    paired = pd.read_csv(results / "evaluation" / "paired.tsv", sep="\t")
+    rows = paired.set_index(["experiment", "model"])
+    assert set(rows.index) == {("main", "mcsp"), ("heldout", "mcsp")}
+    assert (rows["reference"] == "fc_logreg").all()
+    assert rows.loc[("heldout", "mcsp"), "reference_experiment"] == "main"
+    assert (rows["n_folds"] == 3).all() and rows["ci_low"].le(rows["ci_high"]).all()
+
+
+@pytest.mark.workflow
+def test_train_folds_pretrainings_never_see_their_test_fold(branches: dict) -> None:
+    """Experiment heldout (pretrain_scope train_folds): test fold K's jobs start from
+    pretrain/fold-K, whose subjects exclude every subject of fold K."""
+    results = branches["root"] / "results"
+    index = pd.read_csv(results / "store" / "index.tsv", sep="\t", dtype={"subject": str})
+    for fold in range(3):
+        test_subjects = set(index.loc[index["fold"] == fold, "subject"])
+        folder = results / "pretrain" / f"fold-{fold}"
+        seen = pd.read_csv(folder / "subjects.tsv", sep="\t", dtype={"subject": str})
+        assert test_subjects and not set(seen["subject"]) & test_subjects
+        assert set(seen["subject"]) == set(index["subject"]) - test_subjects
+        assert json.loads((folder / "summary.json").read_text())["exclude_folds"] == [fold]
+        job = results / "evaluation" / "heldout" / "mcsp" / "sex" / f"fold-{fold}_seed-0_job.json"
+        assert json.loads(job.read_text())["pretrained"] == str(folder / "model.pt")
+        main = job.parents[3] / "main" / "mcsp" / "sex" / f"fold-{fold}_seed-0_job.json"
+        assert json.loads(main.read_text())["pretrained"].endswith("pretrain/all/model.pt")
 
 
 @pytest.mark.workflow

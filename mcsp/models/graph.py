@@ -229,6 +229,10 @@ class GraphTransformer(nn.Module):
         Returns:
             (B, hidden) graph embeddings.
         """
+        return self.readout(self.node_embeddings(graph, modality), graph, modality)
+
+    def node_embeddings(self, graph: Data, modality: str) -> Tensor:
+        """(num_nodes, hidden) embeddings of every node after the graph transformer blocks."""
         if modality not in self.projectors:
             raise ValueError(
                 f"no spatial encoder for modality {modality!r}: have {list(self.nodes)}"
@@ -250,6 +254,11 @@ class GraphTransformer(nn.Module):
         h = self.projectors[modality](x)
         for block in self.blocks[core]:
             h = block(h, graph.edge_index, edge_attr)
+        return h
+
+    def readout(self, h: Tensor, graph: Data, modality: str) -> Tensor:
+        """(B, hidden) graph embeddings from the node embeddings ``h`` of ``graph``."""
+        core = "shared" if self.share else modality
         batch, num_graphs = _batch_vector(graph)
         if self.pooling != "flatten":
             return self.readouts[core](h, batch, num_graphs)

@@ -214,6 +214,11 @@ class MCSP(nn.Module):
             )
         return self.encoders[domain](data, modality)
 
+    def encode_nodes(self, modality: str, graph: Any) -> Tensor:
+        """(num_nodes, hidden) node embeddings of the spatial encoder (masked-node pretraining)."""
+        self._check(modality, ["spatial"])
+        return self.encoders["spatial"].node_embeddings(graph, modality)
+
     def project(self, domain: str, h: Tensor) -> Tensor:
         """Projection head of ``domain`` (shared by the modalities): (B, hidden) → (B, proj_dim)."""
         return self.heads[domain](h)
