@@ -5,8 +5,8 @@ runs on the same test fold and seed:
 
 - MDD: fused MCSP (experiment ``fused``) minus MCSP on fMRI alone (``fmri_only``) and on EEG
   alone (``eeg_only``);
-- 20% of the labels: pretrained MCSP minus the same network from scratch (experiment
-  ``few_labels``, tasks ASD and ADHD).
+- 20% of the labels: pretrained MCSP minus the same network from scratch (experiments
+  ``few_labels_fmri``, task ASD, and ``few_labels_eeg``, task ADHD).
 
 For each it prints both AUROCs (mean ± sd over folds × seeds, and of the pooled test folds, mean
 over seeds), the paired difference ``delta`` (mean ± sd over folds × seeds: the sd is the
@@ -28,10 +28,10 @@ import pandas as pd
 CHECKS = [
     ("MDD: fused > fMRI alone", "MDD", ("fused", "mcsp"), ("fmri_only", "mcsp")),
     ("MDD: fused > EEG alone", "MDD", ("fused", "mcsp"), ("eeg_only", "mcsp")),
-    ("ASD, 20% labels: pretrained > scratch", "ASD", ("few_labels", "mcsp"),
-     ("few_labels", "mcsp_scratch")),
-    ("ADHD, 20% labels: pretrained > scratch", "ADHD", ("few_labels", "mcsp"),
-     ("few_labels", "mcsp_scratch")),
+    ("ASD, 20% labels: pretrained > scratch", "ASD", ("few_labels_fmri", "mcsp"),
+     ("few_labels_fmri", "mcsp_scratch")),
+    ("ADHD, 20% labels: pretrained > scratch", "ADHD", ("few_labels_eeg", "mcsp"),
+     ("few_labels_eeg", "mcsp_scratch")),
 ]  # fmt: skip
 
 

@@ -158,3 +158,28 @@ def test_checks_config_resolves_without_bids_rules() -> None:
     assert "synth_contract" in out and "store" in out and "pretrain" in out
     for rule in ("cohort_inventory", "eeg_clean", "fmri_timeseries", "import_timeseries"):
         assert rule not in out
+
+
+def test_check_table_pairs_runs_by_fold_and_seed() -> None:
+    from bench_synthetic_checks import check_table
+
+    rows = []
+    for fold in ("0", "1", "2", "pooled"):
+        for seed in ("0", "1"):
+            gain = {"0": 0.10, "1": 0.20, "2": 0.30, "pooled": 0.20}[fold]
+            for experiment, model, value in (
+                ("fused", "mcsp", 0.6 + gain),
+                ("fmri_only", "mcsp", 0.6),
+                ("eeg_only", "mcsp", 0.6 + gain + 0.01),
+            ):
+                rows.append(
+                    {"experiment": experiment, "model": model, "task": "MDD", "fold": fold,
+                     "seed": seed, "metric": "auroc", "value": value}
+                )  # fmt: skip
+    table = check_table(pd.DataFrame(rows)).set_index("check")
+    fmri = table.loc["MDD: fused > fMRI alone"]
+    assert fmri["delta"] == "+0.200 ± 0.089" and fmri["runs"] == 6 and bool(fmri["pass"])
+    assert fmri["ratio"] == pytest.approx(0.2 / 0.0894427, abs=0.01)
+    eeg = table.loc["MDD: fused > EEG alone"]
+    assert eeg["delta"] == "-0.010 ± 0.000" and not bool(eeg["pass"])
+    assert len(table) == 2  # no few_labels runs: those checks are not reported
