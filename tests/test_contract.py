@@ -136,7 +136,7 @@ def test_settings_are_checked() -> None:
         write_contract_cohort(bad, "/nonexistent")
 
 
-def test_checks_config_resolves_without_bids_rules() -> None:
+def test_checks_config_resolves_without_bids_rules(tmp_path: Path) -> None:
     cohort = load_cohort(REPO / "config" / "cohorts" / "synthchecks.yaml")
     assert cohort["format"] == "synthetic"
     result = run(
@@ -149,6 +149,9 @@ def test_checks_config_resolves_without_bids_rules() -> None:
             "config/experiments/synthetic_checks.yaml",
             "--cores",
             "1",
+            "--config",
+            f"results_dir={tmp_path / 'results'}",
+            f"work_dir={tmp_path / 'work'}",
         ],
         cwd=REPO,
         timeout=300,

@@ -207,7 +207,13 @@ def test_pretraining_and_evaluation_ran(branches: dict) -> None:
     assert set(rows.index) == {("main", "mcsp"), ("heldout", "mcsp")}
     assert (rows["reference"] == "fc_logreg").all()
     assert rows.loc[("heldout", "mcsp"), "reference_experiment"] == "main"
-    assert (rows["n_folds"] == 3).all() and rows["ci_low"].le(rows["ci_high"]).all()
+    # pairs are the folds where both AUROCs exist (a tiny test fold may hold one class only)
+    auroc = metrics[(metrics["metric"] == "auroc") & (metrics["fold"] != "pooled")]
+    finite = auroc.dropna(subset=["value"]).groupby(["experiment", "model"])["fold"].apply(set)
+    shared = finite[("main", "fc_logreg")]
+    for key, row in rows.iterrows():
+        assert row["n_folds"] == len(finite[key] & shared) >= 1
+    assert rows["ci_low"].le(rows["ci_high"]).all()
 
 
 @pytest.mark.workflow
