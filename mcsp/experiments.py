@@ -185,6 +185,59 @@ def seed_ensemble(predictions: pd.DataFrame) -> pd.DataFrame:
     return part.assign(model=part["model"].astype(str) + ENSEMBLE_SUFFIX, seed="ens")
 
 
+def blend_predictions(
+    predictions: pd.DataFrame, blends: Mapping[str, Sequence[str]]
+) -> pd.DataFrame:
+    """Predictions of late blends of models run in the same experiment: model NAME, for each
+    (experiment, task, fold, seed) where every component model has test predictions, scores each
+    subject with the mean over components of its subject score's rank among the fold's test
+    subjects, scaled to (0, 1]. Ranks put a logistic regression's probabilities and a network's
+    on one scale without fitting anything, so no fold is used to weigh the components.
+
+    Raises:
+        ValueError: a blend names fewer than two models, a name already used by a model, or a
+            component whose task is not binary.
+    """
+    keys = ["experiment", "task", "fold", "seed"]
+    tables = []
+    for name, components in blends.items():
+        if len(set(components)) < 2:
+            raise ValueError(f"evaluate.blends.{name}: name two or more models, got {components}.")
+        if name in set(predictions["model"]):
+            raise ValueError(f"evaluate.blends.{name}: the name is already a model's; rename it.")
+        part = predictions[predictions["model"].isin(components)]
+        before = len(tables)
+        for values, group in part.groupby(keys, sort=False):
+            if set(group["model"]) != set(components):
+                continue
+            ranks, labels = [], None
+            for model, rows in group.groupby("model", sort=True):
+                if "score" not in rows or rows["score"].isna().any():
+                    raise ValueError(
+                        f"evaluate.blends.{name}: {model} on task {values[1]} is not binary; "
+                        "blends take binary tasks only."
+                    )
+                subjects = subject_scores(rows).set_index(["cohort", "subject"])
+                ranks.append(subjects["score"].rank(method="average") / len(subjects))
+                labels = subjects["y"]
+            blended = pd.concat(ranks, axis=1, join="inner").mean(axis=1).rename("score")
+            blended = pd.concat([blended, labels], axis=1, join="inner").reset_index()
+            blended["sample_id"] = blended["cohort"].astype(str) + "_sub-" + blended["subject"]
+            tables.append(
+                blended.assign(split="test", model=name, **dict(zip(keys, values, strict=True)))
+            )
+        if len(tables) == before:
+            log.warning(
+                "evaluate.blends.%s: no experiment, task, fold and seed has predictions of all of "
+                "%s; the blend is not scored.",
+                name,
+                ", ".join(components),
+            )
+    if not tables:
+        return predictions.iloc[:0]
+    return pd.concat(tables, ignore_index=True)[list(predictions.columns)]
+
+
 def _sort_key(order: Mapping[str, int]):
     def key(column: pd.Series) -> pd.Series:
         if column.name == "metric":
@@ -203,7 +256,8 @@ def merge_metrics(
 
     Args:
         paths: the jobs' metrics files (predictions beside them, :func:`predictions_path`).
-        settings: the ``evaluate`` block (``seed_ensemble``, ``reference``, ``bootstrap``);
+        settings: the ``evaluate`` block (``blends``, ``seed_ensemble``, ``reference``,
+            ``bootstrap``);
             None = the schema defaults.
 
     Returns:
@@ -225,6 +279,11 @@ def merge_metrics(
     )
     per_fold = per_fold.astype({"fold": str, "seed": str})
     predictions = predictions.astype({"fold": str, "seed": str})
+    if cfg["blends"]:
+        blended = blend_predictions(predictions, cfg["blends"])
+        by = ["experiment", "model", "task", "fold", "seed"]
+        per_fold = pd.concat([per_fold, _metrics_by(blended, by)], ignore_index=True)
+        predictions = pd.concat([predictions, blended], ignore_index=True)
     if cfg["seed_ensemble"]:
         ensemble = seed_ensemble(predictions)
         by = ["experiment", "model", "task", "fold"]

@@ -164,3 +164,46 @@ def test_fixed_reference_experiment_compares_the_reference_model_too() -> None:
     ]
     assert paired["delta_mean"].iloc[0] == pytest.approx(0.25)
     assert paired_comparison(metrics, predictions, reference_experiment="other").empty
+
+
+def _window_predictions(
+    model: str, scores: dict[str, list[float]], fold: str = "0"
+) -> pd.DataFrame:
+    """Two rows (windows) per subject; subject s has label 1 when its name starts with 'p'."""
+    rows = [
+        {
+            "cohort": "c",
+            "subject": subject,
+            "sample_id": f"{subject}-{k}",
+            "y": int(subject.startswith("p")),
+            "score": value,
+            "split": "test",
+            "experiment": "main",
+            "model": model,
+            "task": "ASD",
+            "fold": fold,
+            "seed": "0",
+        }
+        for subject, values in scores.items()
+        for k, value in enumerate(values)
+    ]
+    return pd.DataFrame(rows)
+
+
+def test_blend_is_the_mean_rank_of_the_subject_scores() -> None:
+    from mcsp.experiments import blend_predictions
+
+    lr = _window_predictions("fc_logreg", {"p1": [0.9, 0.7], "p2": [0.2, 0.2], "n1": [0.3, 0.5]})
+    net = _window_predictions("mcsp", {"p1": [0.1, 0.1], "p2": [0.8, 1.0], "n1": [0.4, 0.4]})
+    other_fold = _window_predictions("fc_logreg", {"p1": [0.9, 0.9], "n1": [0.1, 0.1]}, fold="1")
+    blended = blend_predictions(pd.concat([lr, net, other_fold]), {"both": ["fc_logreg", "mcsp"]})
+    # subject means: lr p1 .8, p2 .2, n1 .4 -> ranks 3, 1, 2; mcsp .1, .9, .4 -> 1, 3, 2
+    score = blended.set_index("subject")["score"]
+    assert score.to_dict() == pytest.approx({"p1": 2 / 3, "p2": 2 / 3, "n1": 2 / 3})
+    assert set(blended["fold"]) == {"0"}  # fold 1 lacks mcsp: no blend there
+    assert (blended["model"] == "both").all() and list(blended.columns) == list(lr.columns)
+    assert blended.set_index("subject")["y"].to_dict() == {"p1": 1, "p2": 1, "n1": 0}
+    with pytest.raises(ValueError, match="already a model"):
+        blend_predictions(pd.concat([lr, net]), {"mcsp": ["fc_logreg", "mcsp"]})
+    with pytest.raises(ValueError, match="two or more"):
+        blend_predictions(lr, {"x": ["fc_logreg", "fc_logreg"]})

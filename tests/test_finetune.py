@@ -161,6 +161,9 @@ def test_seed_ensemble_and_paired_rows(
     assert rows.loc["mcsp_linear", "n_seeds"] == 2 and rows.loc["mcsp_linear", "n_folds"] == 3
     off = merge_metrics(paths, {"seed_ensemble": False})[0]
     assert not off["model"].str.endswith("+ens").any()
+    blended = merge_metrics(paths, {"blends": {"lin_fc": ["mcsp_linear", "fc_logreg"]}})
+    assert {"lin_fc", "lin_fc+ens"} <= set(blended[0]["model"])
+    assert {"lin_fc", "lin_fc+ens"} <= set(blended[2]["model"])  # compared with fc_logreg
     summary.to_csv(tmp_path / "summary.tsv", sep="\t", index=False)
     paired.to_csv(tmp_path / "paired.tsv", sep="\t", index=False)
     from mcsp.cli import main
