@@ -25,6 +25,7 @@ from typing import Any
 import pandas as pd
 
 from mcsp.exceptions import CohortError, ConfigError
+from mcsp.io import atomic_output, write_text
 
 log = logging.getLogger(__name__)
 
@@ -110,13 +111,13 @@ class Inventory:
                 f"{path}: refusing to write the inventory inside the BIDS folder "
                 f"{self.bids_root}; mcsp never writes into input data. Write it under results/."
             )
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self.table.to_csv(path, sep="\t", index=False, na_rep="n/a", lineterminator="\n")
+        with atomic_output(path) as tmp:
+            self.table.to_csv(tmp, sep="\t", index=False, na_rep="n/a", lineterminator="\n")
         columns = {
             c: _DESCRIPTIONS.get(c, f"Class of label {c}; n/a when none.") for c in self.table
         }
         sidecar = {"Cohort": self.cohort, "BidsRoot": self.bids_root, "Columns": columns}
-        _sidecar_of(path).write_text(json.dumps(sidecar, indent=2, ensure_ascii=False) + "\n")
+        write_text(_sidecar_of(path), json.dumps(sidecar, indent=2, ensure_ascii=False) + "\n")
 
 
 def read_inventory(path: str | Path) -> Inventory:
@@ -253,7 +254,7 @@ def check_cohort(
         inventory = build_imported_inventory(cohort)
     out = Path(out) if out is not None else Path("results") / inventory.cohort / "inventory.tsv"
     inventory.write(out)
-    out.with_suffix(".txt").write_text(inventory.summary() + "\n")
+    write_text(out.with_suffix(".txt"), inventory.summary() + "\n")
     excluded = inventory.table[inventory.table["status"] == "excluded"]
     if strict and len(excluded):
         first = excluded.iloc[0]

@@ -34,6 +34,7 @@ import pandas as pd
 
 from mcsp.config import closest_key, schema_defaults, subschema
 from mcsp.exceptions import ConfigError, McspError
+from mcsp.io import atomic_output, write_text
 
 # Named common channel sets (10-20 names, MNE spelling).
 CHANNEL_SETS: dict[str, list[str]] = {
@@ -641,11 +642,10 @@ def write_clean(result: EegResult, out_fif: str | Path, out_json: str | Path) ->
     out_fif, out_json = Path(out_fif), Path(out_json)
     written = []
     if result.raw is not None and result.exclusion is None:
-        out_fif.parent.mkdir(parents=True, exist_ok=True)
-        result.raw.save(out_fif, overwrite=True, verbose=False)
+        with atomic_output(out_fif) as tmp:
+            result.raw.save(tmp, overwrite=True, verbose=False)
         written.append(out_fif)
-    out_json.parent.mkdir(parents=True, exist_ok=True)
-    out_json.write_text(json.dumps(result.sidecar, indent=2, default=_jsonable) + "\n")
+    write_text(out_json, json.dumps(result.sidecar, indent=2, default=_jsonable) + "\n")
     written.append(out_json)
     return written
 
@@ -830,8 +830,8 @@ def make_report(result: EegResult, out_html: str | Path) -> Path:
             section="ICA",
         )
     out_html = Path(out_html)
-    out_html.parent.mkdir(parents=True, exist_ok=True)
-    report.save(out_html, overwrite=True, open_browser=False, verbose=False)
+    with atomic_output(out_html) as tmp:
+        report.save(tmp, overwrite=True, open_browser=False, verbose=False)
     return out_html
 
 

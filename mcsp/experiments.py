@@ -29,6 +29,7 @@ from mcsp.evaluate import (
 )
 from mcsp.exceptions import McspError
 from mcsp.finetune import finetune
+from mcsp.io import atomic_output, write_text
 from mcsp.train import merge
 
 log = logging.getLogger(__name__)
@@ -141,11 +142,12 @@ def write_job(predictions: pd.DataFrame, metrics: pd.DataFrame, out: str | Path)
     """``<out>`` = metrics TSV; beside it the predictions (``*_predictions.tsv``) and what the
     job selected and started from (``*_job.json``: hyperparameters, epochs, pretrained model)."""
     out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    predictions.to_csv(predictions_path(out), sep="\t", index=False)
+    with atomic_output(predictions_path(out)) as tmp:
+        predictions.to_csv(tmp, sep="\t", index=False)
     record = out.with_name(out.name.replace("_metrics.tsv", "_job.json"))
-    record.write_text(json.dumps(predictions.attrs, indent=1, default=str) + "\n")
-    metrics.to_csv(out, sep="\t", index=False)
+    write_text(record, json.dumps(predictions.attrs, indent=1, default=str) + "\n")
+    with atomic_output(out) as tmp:  # last: the rule's output
+        metrics.to_csv(tmp, sep="\t", index=False)
 
 
 def predictions_path(metrics_path: str | Path) -> Path:

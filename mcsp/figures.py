@@ -11,6 +11,7 @@ import pandas as pd
 
 from mcsp.exceptions import McspError
 from mcsp.fmri import functional_connectivity
+from mcsp.io import atomic_output
 
 
 def _read_run(tsv: Path) -> tuple[pd.DataFrame, dict]:
@@ -63,7 +64,7 @@ def fmri_subject_figure(timeseries: Sequence[str | Path], out_png: str | Path) -
         title += f"; excluded: {', '.join(excluded)}"
     fig.suptitle(title)
     out_png = Path(out_png)
-    out_png.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out_png, dpi=80, bbox_inches="tight")
+    with atomic_output(out_png) as tmp:
+        fig.savefig(tmp, dpi=80, bbox_inches="tight")
     plt.close(fig)
     return out_png

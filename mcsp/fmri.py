@@ -24,6 +24,7 @@ import pandas as pd
 
 from mcsp.atlases import Atlas, AtlasError, get_atlas, is_mni
 from mcsp.exceptions import McspError
+from mcsp.io import atomic_output, write_text
 
 STRATEGIES = ("simple", "srp", "compcor", "scrubbing", "ica_aroma")
 # Columns of the per-cohort fMRI QC table (BIDS runs and imported time series alike).
@@ -447,20 +448,20 @@ def write_timeseries(result: ParcellationResult, out_tsv: str | Path) -> tuple[P
         raise McspError(
             f"Output {out_tsv} must be named '…_atlas-<name>_timeseries.tsv': fix the rule output."
         )
-    out_tsv.parent.mkdir(parents=True, exist_ok=True)
     table = result.timeseries
     # np.savetxt writes the same text as pandas' to_csv(float_format="%.6g"), ~5x faster
-    np.savetxt(
-        out_tsv,
-        table.to_numpy(dtype=float).reshape(len(table), table.shape[1]),
-        fmt="%.6g",
-        delimiter="\t",
-        header="\t".join(map(str, table.columns)),
-        comments="",
-    )
+    with atomic_output(out_tsv) as tmp:
+        np.savetxt(
+            tmp,
+            table.to_numpy(dtype=float).reshape(len(table), table.shape[1]),
+            fmt="%.6g",
+            delimiter="\t",
+            header="\t".join(map(str, table.columns)),
+            comments="",
+        )
     sidecar = out_tsv.with_suffix(".json")
     payload = {**result.sidecar, "QC": result.qc}
-    sidecar.write_text(json.dumps(payload, indent=2, default=_jsonable) + "\n")
+    write_text(sidecar, json.dumps(payload, indent=2, default=_jsonable) + "\n")
     return out_tsv, sidecar
 
 
@@ -602,6 +603,6 @@ def qc_table(sidecars: Iterable[str | Path], cohort: str, inventory=None) -> pd.
 def write_qc_table(table: pd.DataFrame, path: str | Path) -> Path:
     """Write a QC table as TSV (``n/a`` for missing values)."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    table.to_csv(path, sep="\t", index=False, na_rep="n/a", float_format="%.4g")
+    with atomic_output(path) as tmp:
+        table.to_csv(tmp, sep="\t", index=False, na_rep="n/a", float_format="%.4g")
     return path

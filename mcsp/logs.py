@@ -10,6 +10,8 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
+from mcsp.io import disk_full
+
 FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 
@@ -18,7 +20,8 @@ def log_to(path: str | Path, level: int = logging.INFO) -> Iterator[logging.Logg
     """Send logging and stderr to ``path`` for the duration of a rule script.
 
     An exception is written to the log with its traceback and re-raised, so Snakemake marks the
-    job failed and ``--show-failed-logs`` shows why.
+    job failed and ``--show-failed-logs`` shows why; a full disk is re-raised as
+    :class:`mcsp.io.DiskFullError`, which names the folder and the fix.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -33,6 +36,13 @@ def log_to(path: str | Path, level: int = logging.INFO) -> Iterator[logging.Logg
         logger.info("host %s%s", platform.node(), f", SLURM job {job}" if job else "")
         try:
             yield logger
+        except OSError as err:
+            full = disk_full(err, err.filename or path)
+            if full is None:
+                logger.exception("step failed")
+                raise
+            logger.error("%s", full)
+            raise full from err
         except BaseException:
             logger.exception("step failed")
             raise

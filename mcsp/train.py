@@ -35,6 +35,7 @@ from torch.nn.parallel import DistributedDataParallel
 from mcsp.augment import augment_modality, mask_nodes, prepare_modality
 from mcsp.config import schema_defaults
 from mcsp.exceptions import ConfigError, McspError
+from mcsp.io import write_text
 from mcsp.losses import pretraining_loss
 from mcsp.models import MCSP
 from mcsp.store import PairDataset, collate_pairs
@@ -559,7 +560,7 @@ def pretrain(
             },
             out_dir / "model.pt",
         )
-        (out_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+        write_text(out_dir / "summary.json", json.dumps(summary, indent=2) + "\n")
         if metrics:
             metrics.close()
     log.info("pretraining done: %s", summary)
