@@ -6,6 +6,9 @@ every problem as a row status with a reason instead of skipping it. pybids finds
 ``func/`` and ``eeg/`` data files are indexed (no metadata, no database file), and sidecars are
 resolved here with the BIDS inheritance rule, which keeps 1,000 subjects well under 30 s. Data
 files are never opened: only their size is checked. Nothing is written inside the BIDS folder.
+A file outside its own ``sub-<label>/[ses-<label>/]`` folder (a copy such as ``sub-04-bak/``) is
+excluded with a reason and never chosen over the real one; label mistakes in participants.tsv or
+the cohort's label mappings stop the inventory with a CohortError or ConfigError.
 """
 
 from __future__ import annotations
@@ -49,7 +52,9 @@ NA_VALUES = ["n/a", "N/A", "NaN", "nan", ""]
 # Entities fMRIPrep adds to (or drops from) the raw BOLD name of its preprocessed BOLD.
 _DERIVATIVE_ONLY = frozenset({"space", "res", "den", "desc", "cohort", "echo"})
 _NAMES = {"fmri": "fMRI", "eeg": "EEG"}
+_FOLDERS = {"fmri": "func", "eeg": "eeg"}
 _SEVERITY = {"warning": 1, "excluded": 2}
+_LABEL = re.compile(r"[A-Za-z0-9]+")  # a BIDS label: letters and digits only
 _DESCRIPTIONS = {
     "cohort": "Cohort name (config/cohorts/NAME.yaml).",
     "subject": "BIDS subject label, without 'sub-'.",
@@ -165,8 +170,10 @@ def build_inventory(cohort: Mapping[str, Any]) -> Inventory:
     labels = _label_specs(cohort)
     site_column = (cohort.get("participants") or {}).get("site_column")
     participants = _read_participants(root, labels, site_column)
-    subject_dirs = sorted(
-        p.name[4:] for p in root.iterdir() if p.name.startswith("sub-") and p.is_dir()
+    subject_dirs = sorted(  # sub-004-bak/ is no subject: its files are excluded as misplaced
+        p.name[4:]
+        for p in root.iterdir()
+        if p.name.startswith("sub-") and _LABEL.fullmatch(p.name[4:]) and p.is_dir()
     )
     if not subject_dirs:
         listed = sorted(participants or {})
@@ -189,7 +196,9 @@ def build_inventory(cohort: Mapping[str, Any]) -> Inventory:
     records: list[dict[str, Any]] = []
     if fmriprep is not None:
         if deriv_root:
-            fmriprep.preproc = _preproc_bold(layout, fmriprep.space)
+            fmriprep.preproc, fmriprep.misplaced = _preproc_bold(
+                layout, fmriprep.root, fmriprep.space
+            )
         for task in fmri_tasks:
             records += [_fmri_record(f, root, sidecars, fmriprep) for f in func.get(task, [])]
     for task in eeg_tasks:
@@ -298,27 +307,61 @@ def _check_root(cohort: Mapping[str, Any]) -> Path:
 
 
 def _label_specs(cohort: Mapping[str, Any]) -> dict[str, tuple[str, dict[str, int]]]:
+    """{label: (participants.tsv column, {value: class})} of the cohort's labels.
+
+    Raises:
+        ConfigError: a label name clashes with an inventory column, or a mapping key is a YAML
+            boolean or null (unquoted no/yes, false/true, off/on, ~ never match a TSV value).
+    """
+    name = cohort["name"]
     specs = {}
     for label, spec in (cohort.get("labels") or {}).items():
         if label in HEAD_COLUMNS + TAIL_COLUMNS:
             raise ConfigError(
-                f"cohort '{cohort['name']}': label name {label!r} clashes with an inventory "
+                f"cohort '{name}': label name {label!r} clashes with an inventory "
                 "column; rename the label in the cohort file."
             )
+        column = str(spec["column"])
+        odd = [k for k in spec["mapping"] if k is None or isinstance(k, bool)]
+        if odd:
+            raise ConfigError(
+                f"cohort '{name}' (config/cohorts/{name}.yaml): labels.{label}.mapping has "
+                f"key(s) {', '.join(map(str, odd))}: YAML reads unquoted no/yes, false/true, "
+                f"off/on as booleans (and ~ or null as null), which never match the text in "
+                f"participants.tsv column {column}. Fix: quote the keys: 'no': 0, 'yes': 1."
+            )
         mapping = {str(k).strip(): int(v) for k, v in spec["mapping"].items()}
-        specs[str(label)] = (str(spec["column"]), mapping)
+        specs[str(label)] = (column, mapping)
     return specs
 
 
 def _read_participants(
     root: Path, labels: Mapping[str, tuple[str, dict[str, int]]], site_column: str | None
 ) -> dict[str, dict[str, str | None]] | None:
-    """participants.tsv as {subject: {column: value or None}}; None when the file is absent."""
+    """participants.tsv as {subject: {column: value or None}}; None when the file is absent.
+
+    A participant_id listed twice (with or without ``sub-``) whose rows differ in a column the
+    cohort uses (label columns, site column) is refused; rows that agree in those columns are
+    accepted with a logged warning and the first one is used.
+
+    Raises:
+        CohortError: the file is not tab-separated or unreadable, lacks a used column, lists a
+            participant twice with conflicting values, or a label's mapping matches none of its
+            column's values (every subject would be n/a).
+    """
     path = root / "participants.tsv"
     if not path.exists():
         return None
+    _check_tab_separated(path)
     try:
-        df = pd.read_csv(path, sep="\t", dtype=str, keep_default_na=False, na_values=NA_VALUES)
+        df = pd.read_csv(
+            path,
+            sep="\t",
+            dtype=str,
+            keep_default_na=False,
+            na_values=NA_VALUES,
+            skip_blank_lines=False,  # row i is line i + 2 (for messages); blank rows are n/a
+        )
     except pd.errors.EmptyDataError:
         return None
     except (OSError, UnicodeDecodeError, pd.errors.ParserError) as err:
@@ -327,24 +370,105 @@ def _read_participants(
             "(one header row, tabs between columns, 'n/a' for missing values)."
         ) from err
     df.columns = [str(c).strip() for c in df.columns]
-    needed = {"participant_id"} | {column for column, _ in labels.values()}
+    used = list(dict.fromkeys([column for column, _ in labels.values()]))
     if site_column:
-        needed.add(site_column)
-    absent = sorted(needed - set(df.columns))
+        used = list(dict.fromkeys([*used, site_column]))
+    absent = sorted({"participant_id", *used} - set(df.columns))
     if absent:
         raise CohortError(
             f"{path}: column(s) {', '.join(absent)} not found (columns: {', '.join(df.columns)}). "
             "Fix the cohort file's participants.site_column / labels.*.column, or the TSV header."
         )
     participants: dict[str, dict[str, str | None]] = {}
-    for record in df.to_dict("records"):
+    lines: dict[str, list[int]] = defaultdict(list)
+    conflicts: dict[str, list[str]] = {}
+    for line, record in enumerate(df.to_dict("records"), start=2):
         pid = record.pop("participant_id")
         if pd.isna(pid):
             continue
         subject = str(pid).strip().removeprefix("sub-")
         values = {k: None if pd.isna(v) else str(v).strip() or None for k, v in record.items()}
-        participants.setdefault(subject, values)
+        lines[subject].append(line)
+        first = participants.setdefault(subject, values)
+        for column in used:
+            if values[column] != first[column]:
+                conflicts.setdefault(subject, []).append(
+                    f"{column} {_text(first[column])} vs {_text(values[column])}"
+                )
+    duplicated = {s: n for s, n in lines.items() if len(n) > 1}
+    if conflicts:
+        shown = [
+            f"sub-{s} (lines {', '.join(map(str, lines[s]))}: {', '.join(dict.fromkeys(c))})"
+            for s, c in conflicts.items()
+        ]
+        raise CohortError(
+            f"{path}: participant_id listed more than once with different values: "
+            f"{_shorten(shown, 5)}. Fix: keep one row per participant (delete or merge the "
+            "others; line 1 is the header)."
+        )
+    if duplicated:
+        shown = [f"sub-{s} (lines {', '.join(map(str, n))})" for s, n in duplicated.items()]
+        columns = f" in the columns used ({', '.join(used)})" if used else ""
+        log.warning(
+            "%s: participant_id listed more than once, with the same values%s: %s; the first row "
+            "is used. Delete the extra rows.",
+            path,
+            columns,
+            _shorten(shown, 5),
+        )
+    _check_mappings(path, participants.values(), labels)
     return participants
+
+
+def _check_tab_separated(path: Path) -> None:
+    """Refuse a participants.tsv whose header line has commas or semicolons and no tab."""
+    try:
+        with path.open(encoding="utf-8", errors="replace") as stream:
+            header = stream.readline()
+    except OSError:
+        return  # read_csv reports it
+    for sep, name in ((",", "commas"), (";", "semicolons")):
+        if "\t" not in header and sep in header:
+            raise CohortError(
+                f"{path}: not tab-separated: its header line has {name} and no tabs "
+                f"({header.strip()[:80]!r}), so its columns cannot be found. Fix: "
+                "save it as tab-separated values (BIDS .tsv files use tabs, not CSV), with "
+                "'n/a' for missing values."
+            )
+
+
+def _check_mappings(
+    path: Path,
+    rows: Iterable[Mapping[str, str | None]],
+    labels: Mapping[str, tuple[str, dict[str, int]]],
+) -> None:
+    """Refuse a label whose mapping matches none of its column's non-missing values.
+
+    Raises:
+        CohortError: naming ``path``, the label, the column's values and the mapping's keys.
+    """
+    table = list(rows)
+    for label, (column, mapping) in labels.items():
+        values = sorted({row[column] for row in table if row.get(column) is not None})
+        if values and all(_lookup(mapping, value) is None for value in values):
+            raise CohortError(
+                f"{path}: no value of column {column} is in the mapping of label {label}, so "
+                f"every subject would have {label} n/a. Values in {column}: "
+                f"{_shorten([_text(v) for v in values], 12)}; mapping keys: "
+                f"{_shorten([_text(k) for k in mapping], 12)}. Fix labels.{label}.mapping in "
+                "the cohort file to use the column's values (exact text, case-sensitive) or "
+                f"labels.{label}.column."
+            )
+
+
+def _text(value: str | None) -> str:
+    return "n/a" if value is None else repr(value)
+
+
+def _shorten(items: list[str], limit: int) -> str:
+    """The first ``limit`` of ``items`` joined by ', ', with the count when there are more."""
+    more = f", … ({len(items)} in all)" if len(items) > limit else ""
+    return ", ".join(items[:limit]) + more
 
 
 @dataclass
@@ -356,6 +480,7 @@ class _Fmriprep:
     precomputed: bool
     space: str
     preproc: dict[tuple, list[Path]] = field(default_factory=dict)
+    misplaced: dict[tuple, list[str]] = field(default_factory=dict)  # why copies were ignored
 
 
 def _fmriprep_context(cohort: Mapping[str, Any], root: Path) -> _Fmriprep:
@@ -515,8 +640,10 @@ class _Sidecars:
         return nearest, metadata, invalid
 
 
-def _record(path: Path, modality: str) -> dict[str, Any]:
+def _record(path: Path, modality: str, root: Path) -> dict[str, Any]:
+    """A recording's row fields; excluded (and ``misplaced``) when outside its own folder."""
     entities = parse_name(path.name)[0]
+    where = _misplaced(path, root, _FOLDERS[modality], "the BIDS folder")
     return {
         "subject": entities.get("sub", ""),
         "session": entities.get("ses", ""),
@@ -526,7 +653,8 @@ def _record(path: Path, modality: str) -> dict[str, Any]:
         "path": str(path),
         "sidecar": "",
         "derivative": "",
-        "problems": [],  # (status, reason)
+        "problems": [("excluded", where)] if where else [],  # (status, reason)
+        "misplaced": bool(where),
     }
 
 
@@ -549,9 +677,13 @@ def _data_files(
     return {task: sorted(paths) for task, paths in by_task.items()}
 
 
-def _preproc_bold(layout: Any, space: str) -> dict[tuple, list[Path]]:
-    """fMRIPrep preprocessed BOLD in ``space``, keyed by the raw entities they come from."""
+def _preproc_bold(
+    layout: Any, root: Path, space: str
+) -> tuple[dict[tuple, list[Path]], dict[tuple, list[str]]]:
+    """fMRIPrep preprocessed BOLD in ``space`` keyed by the raw entities they come from, and why
+    the files outside their own sub-/ses- folder under ``root`` (copies, backups) were ignored."""
     found: dict[tuple, list[Path]] = defaultdict(list)
+    misplaced: dict[tuple, list[str]] = defaultdict(list)
     for f in layout.get(
         scope="derivatives",
         suffix="bold",
@@ -560,11 +692,47 @@ def _preproc_bold(layout: Any, space: str) -> dict[tuple, list[Path]]:
         extension=[".nii.gz", ".nii"],
         return_type="filename",
     ):
-        entities = parse_name(Path(f).name)[0]
-        found[raw_key(entities)].append(Path(f))
+        path = Path(f)
+        key = raw_key(parse_name(path.name)[0])
+        if problem := _misplaced(path, root, "func", "the fMRIPrep folder"):
+            misplaced[key].append(problem)
+        else:
+            found[key].append(path)
     for paths in found.values():  # prefer the file without a res-/den- entity, then by name
         paths.sort(key=lambda p: ("_res-" in p.name or "_den-" in p.name, p.name))
-    return found
+    return found, misplaced
+
+
+def _misplaced(path: Path, root: Path, datatype: str, where: str) -> str | None:
+    """Why a data file is not in ``sub-<label>/[ses-<label>/]<datatype>/`` of its own name's
+    entities below ``root`` (a copy or backup beside the real subject?), or None when it is."""
+    entities = parse_name(path.name)[0]
+    fix = f"a copy or backup? move it out of {where}"
+    for key, what in (("sub", "subject"), ("ses", "session")):
+        value = entities.get(key, "" if key == "sub" else None)
+        if value is not None and not _LABEL.fullmatch(value):
+            return (
+                f"file {path.name} has {what} label {value!r} (BIDS labels are letters and "
+                f"digits only): {fix}"
+            )
+    try:
+        actual = list(path.parent.relative_to(root).parts)
+    except ValueError:
+        try:
+            actual = list(path.parent.resolve().relative_to(root.resolve()).parts)
+        except ValueError:  # not below root: nothing to compare with
+            return None
+    session = [f"ses-{entities['ses']}"] if "ses" in entities else []
+    expected = [f"sub-{entities['sub']}", *session, datatype]
+    if actual == expected:
+        return None
+    first = next(
+        (i for i, (a, e) in enumerate(zip(actual, expected, strict=False)) if a != e),
+        min(len(actual), len(expected)),
+    )
+    folder = "/".join(actual[: first + 1]) + "/"
+    instead = "/".join(expected[: first + 1]) + "/"
+    return f"file {path.name} lies in folder {folder}, not {instead}: {fix}"
 
 
 def raw_key(entities: Mapping[str, str]) -> tuple:
@@ -575,9 +743,15 @@ def raw_key(entities: Mapping[str, str]) -> tuple:
 def _fmri_record(
     path: Path, root: Path, sidecars: _Sidecars, fmriprep: _Fmriprep
 ) -> dict[str, Any]:
-    record = _record(path, "fmri")
+    record = _record(path, "fmri", root)
+    if record["misplaced"]:
+        return record
     problems = record["problems"]
-    found = fmriprep.preproc.get(raw_key(parse_name(path.name)[0]))
+    key = raw_key(parse_name(path.name)[0])
+    found = fmriprep.preproc.get(key)
+    ignored = "excluded" if fmriprep.precomputed and not found else "warning"
+    for reason in fmriprep.misplaced.get(key, []):
+        problems.append((ignored, f"fMRIPrep BOLD ignored: {reason}"))
     if problem := file_problem(path):
         # With precomputed derivatives the raw BOLD is not read (DataLad trees often lack it).
         usable = fmriprep.precomputed and found and not file_problem(found[0])
@@ -623,7 +797,9 @@ def _fmri_record(
 
 
 def _eeg_record(path: Path, root: Path, sidecars: _Sidecars) -> dict[str, Any]:
-    record = _record(path, "eeg")
+    record = _record(path, "eeg", root)
+    if record["misplaced"]:
+        return record
     problems = record["problems"]
     if problem := file_problem(path):
         problems.append(("excluded", problem))
@@ -644,7 +820,9 @@ def _eeg_record(path: Path, root: Path, sidecars: _Sidecars) -> dict[str, Any]:
 def _mark_duplicates(records: list[dict[str, Any]], extensions: list[str]) -> None:
     """Exclude all but one file of a subject/session/modality/task/run (other format, acq-, …).
 
-    The kept file is the one whose extension comes first in ``extensions``, then by name.
+    The kept file is the one whose extension comes first in ``extensions``, then by path.
+    Misplaced files (copies outside their own sub-/ses- folder) are already excluded and never
+    compete, so a backup folder such as ``sub-004-bak/`` cannot win over ``sub-004/``.
     """
 
     def rank(record: dict[str, Any]) -> tuple[int, str]:
@@ -652,7 +830,7 @@ def _mark_duplicates(records: list[dict[str, Any]], extensions: list[str]) -> No
         return (extensions.index(ext) if ext in extensions else len(extensions), record["path"])
 
     first: dict[tuple, str] = {}
-    for record in sorted(records, key=rank):
+    for record in sorted((r for r in records if not r.get("misplaced")), key=rank):
         key = tuple(record[k] for k in ("subject", "session", "modality", "task", "run"))
         if key in first:
             reason = f"duplicate of {Path(first[key]).name} (same subject, session, task and run)"

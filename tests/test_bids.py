@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import copy
 import json
+import logging
 import os
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -314,6 +316,88 @@ def test_missing_label_column_is_a_cohort_error(dataset: Path) -> None:
     assert str(dataset / "participants.tsv") in str(err.value)
 
 
+def test_participant_listed_twice_with_conflicting_values_is_refused(tmp_path: Path) -> None:
+    twice = [*PARTICIPANTS, {**PARTICIPANTS[0], "diagnosis": "ADHD", "participant_id": "01"}]
+    root = make_dataset(tmp_path / "bids", twice)
+    add_subject(root, "01")
+    with pytest.raises(CohortError) as err:
+        build_inventory(cohort_for(root))
+    assert str(err.value) == (
+        f"{root / 'participants.tsv'}: participant_id listed more than once with different "
+        "values: sub-01 (lines 2, 4: diagnosis 'control' vs 'ADHD'). Fix: keep one row per "
+        "participant (delete or merge the others; line 1 is the header)."
+    )
+
+
+def test_participant_listed_twice_with_the_same_used_values_warns_and_uses_it(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    twice = [{**p, "age": "9"} for p in PARTICIPANTS]
+    twice.append({**twice[1], "age": "10"})  # age is no label or site column: no conflict
+    root = make_dataset(tmp_path / "bids", twice)
+    add_subject(root, "02")
+    with caplog.at_level(logging.WARNING, logger="mcsp.bids"):
+        inventory = build_inventory(cohort_for(root))
+    assert only(inventory, subject="02", modality="fmri")["ADHD"] == 1
+    assert "participant_id listed more than once" in caplog.text
+    assert "sub-02 (lines 3, 4)" in caplog.text
+
+
+def test_label_mapping_matching_no_value_is_refused(dataset: Path) -> None:
+    labels = {"ASD": {"column": "diagnosis", "mapping": {"autism": 1, "typical": 0}}}
+    with pytest.raises(CohortError) as err:
+        build_inventory(cohort_for(dataset, labels=labels))
+    assert str(err.value) == (
+        f"{dataset / 'participants.tsv'}: no value of column diagnosis is in the mapping of "
+        "label ASD, so every subject would have ASD n/a. Values in diagnosis: 'ADHD', "
+        "'control'; mapping keys: 'autism', 'typical'. Fix labels.ASD.mapping in the cohort "
+        "file to use the column's values (exact text, case-sensitive) or labels.ASD.column."
+    )
+    # a column without any value is the data's gap, not the mapping's: subjects warn, no error
+    participants = [{**p, "sex": "n/a"} for p in PARTICIPANTS]
+    root = make_dataset(dataset.parent / "blank", participants)
+    add_subject(root, "01")
+    assert only(build_inventory(cohort_for(root)), subject="01", modality="fmri")["status"] == "ok"
+
+
+def test_yaml_boolean_mapping_keys_are_refused(dataset: Path, tmp_path: Path) -> None:
+    cohort = cohort_for(dataset)
+    del cohort["labels"]
+    cohort_file = write(
+        tmp_path / "cohorts" / "tiny.yaml",
+        yaml.safe_dump(cohort) + "labels:\n  ADHD: {column: diagnosis, mapping: {no: 0, yes: 1}}\n",
+    )
+    out = tmp_path / "results" / "tiny" / "inventory.tsv"
+    with pytest.raises(ConfigError) as err:
+        check_cohort(cohort_file, out)  # `mcsp cohort check`: refused before anything runs
+    assert str(err.value) == (
+        "cohort 'tiny' (config/cohorts/tiny.yaml): labels.ADHD.mapping has key(s) False, True: "
+        "YAML reads unquoted no/yes, false/true, off/on as booleans (and ~ or null as null), "
+        "which never match the text in participants.tsv column diagnosis. Fix: quote the keys: "
+        "'no': 0, 'yes': 1."
+    )
+    assert not out.exists()
+
+
+@pytest.mark.parametrize(("sep", "name"), [(",", "commas"), (";", "semicolons")])
+def test_participants_not_tab_separated_is_named_as_such(
+    tmp_path: Path, sep: str, name: str
+) -> None:
+    root = make_dataset(tmp_path / "bids")
+    add_subject(root, "01")
+    columns = list(PARTICIPANTS[0])
+    lines = [sep.join(columns)] + [sep.join(p[c] for c in columns) for p in PARTICIPANTS]
+    write(root / "participants.tsv", "\n".join(lines) + "\n")
+    with pytest.raises(CohortError) as err:
+        build_inventory(cohort_for(root))
+    header = sep.join(columns)
+    assert str(err.value) == (
+        f"{root / 'participants.tsv'}: not tab-separated: its header line has {name} and no "
+        f"tabs ({header!r}), so its columns cannot be found. Fix: save it as tab-separated "
+        "values (BIDS .tsv files use tabs, not CSV), with 'n/a' for missing values."
+    )
+
+
 # --- EEG problems ---------------------------------------------------------------------------------
 
 
@@ -366,6 +450,60 @@ def test_duplicate_recordings_in_two_formats_keep_one(dataset: Path) -> None:
     kept = both[both["status"] == "ok"]["path"].iloc[0]
     assert kept.endswith(".vhdr")  # the first format in eeg.extensions wins
     assert "duplicate of sub-01_task-eyesopen_eeg.vhdr" in " ".join(both["reason"])
+
+
+def test_backup_folder_beside_the_subject_is_excluded_and_never_wins(dataset: Path) -> None:
+    shutil.copytree(dataset / "sub-01", dataset / "sub-01-bak")  # '-' sorts before '/'
+    add_eeg(dataset, "01", "eyesopen", ext=".edf")
+    edf = dataset / "sub-01-bak/eeg/sub-01_task-eyesopen_eeg.edf"
+    (dataset / "sub-01/eeg" / edf.name).rename(edf)  # the .edf exists in the backup only
+    add_fmri(dataset, "02", ses="1")
+    shutil.copytree(dataset / "sub-02/ses-1", dataset / "sub-02/ses-1-old")
+    inventory = build_inventory(cohort_for(dataset))
+    table = inventory.table
+
+    def misplaced(name: str, folder: str, instead: str) -> str:
+        return (
+            f"file {name} lies in folder {folder}/, not {instead}/: a copy or backup? "
+            "move it out of the BIDS folder"
+        )
+
+    backup = table[table["path"].str.contains("/sub-01-bak/")]
+    assert len(backup) == 4 and set(backup["status"]) == {"excluded"}
+    assert set(backup["subject"]) == {"01"}
+    assert only(inventory, path=str(edf))["reason"] == misplaced(edf.name, "sub-01-bak", "sub-01")
+    bold = "sub-01_task-rest_bold.nii.gz"
+    assert misplaced(bold, "sub-01-bak", "sub-01") in set(backup["reason"])
+    real = table[table["path"].str.contains("/sub-01/")]
+    assert len(real) == 3 and set(real["status"]) == {"ok"} and set(real["reason"]) == {""}
+    assert not table["reason"].str.contains("duplicate").any()
+    assert "01-bak" not in set(table["subject"])  # the backup folder is no subject of its own
+    old = dataset / "sub-02/ses-1-old/func/sub-02_ses-1_task-rest_bold.nii.gz"
+    assert only(inventory, path=str(old))["status"] == "excluded"
+    assert only(inventory, path=str(old))["reason"] == misplaced(
+        old.name, "sub-02/ses-1-old", "sub-02/ses-1"
+    )
+    kept = only(inventory, subject="02", session="1", modality="fmri", status="ok")
+    assert kept["path"] == str(dataset / "sub-02/ses-1/func" / old.name)
+
+
+def test_fmriprep_backup_folder_is_ignored_with_a_reason(dataset: Path) -> None:
+    shutil.copytree(fmriprep_dir(dataset) / "sub-01", fmriprep_dir(dataset) / "sub-01-bak")
+    shutil.move(fmriprep_dir(dataset) / "sub-02", fmriprep_dir(dataset) / "sub-02-old")
+    inventory = build_inventory(cohort_for(dataset))
+    name = f"_task-rest_space-{SPACE}_desc-preproc_bold.nii.gz"
+    sub01 = only(inventory, subject="01", modality="fmri")
+    assert sub01["derivative"] == str(fmriprep_dir(dataset) / f"sub-01/func/sub-01{name}")
+    assert sub01["status"] == "warning" and sub01["reason"] == (
+        f"fMRIPrep BOLD ignored: file sub-01{name} lies in folder sub-01-bak/, not sub-01/: "
+        "a copy or backup? move it out of the fMRIPrep folder"
+    )
+    sub02 = only(inventory, subject="02", modality="fmri")  # precomputed, only a misplaced copy
+    assert sub02["status"] == "excluded" and sub02["derivative"] == ""
+    assert sub02["reason"].startswith(
+        f"fMRIPrep BOLD ignored: file sub-02{name} lies in folder sub-02-old/, not sub-02/"
+    )
+    assert "no fMRIPrep preprocessed BOLD: expected" in sub02["reason"]
 
 
 def test_brainvision_header_without_data_file_is_excluded(dataset: Path) -> None:
