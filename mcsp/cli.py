@@ -11,6 +11,8 @@ from pathlib import Path
 from mcsp import __version__
 from mcsp.exceptions import McspError
 
+DEFAULT_CONFIG = Path("config/config.yaml")  # relative to the repository root, as in Snakemake
+
 
 def _synth(args: argparse.Namespace) -> None:
     from mcsp.synth import generate_cohort
@@ -39,12 +41,29 @@ def _cohort_check(args: argparse.Namespace) -> None:
 
 
 def _config_check(args: argparse.Namespace) -> None:
-    from mcsp.config import load_cohort, load_config
+    from mcsp.config import (
+        check_cohort_overlap,
+        cohort_input_problem,
+        load_cohort,
+        load_config,
+    )
+    from mcsp.exceptions import ConfigError
 
+    cohorts = [p for p in args.files if Path(p).parent.name == "cohorts"]
+    configs = [load_config(p) for p in args.files if p not in cohorts]
+    if not configs and DEFAULT_CONFIG.is_file():  # the workflow's base config
+        configs = [load_config(DEFAULT_CONFIG)]
+    generated = [c["synth"]["out"] for c in configs if c["synth"]["activate"]]
+    loaded = {}
+    for path in cohorts:
+        cohort = load_cohort(path)
+        problem = cohort_input_problem(cohort, path, generated)
+        if problem:
+            raise ConfigError(problem)
+        loaded[cohort["name"]] = cohort
+    check_cohort_overlap(loaded)
     for path in args.files:
-        is_cohort = Path(path).parent.name == "cohorts"
-        (load_cohort if is_cohort else load_config)(path)
-        print(f"{path}: valid {'cohort' if is_cohort else 'config'} file")
+        print(f"{path}: valid {'cohort' if path in cohorts else 'config'} file")
 
 
 def _cohort_import(args: argparse.Namespace) -> None:

@@ -134,6 +134,74 @@ def _check_format(cohort: Mapping[str, Any], path: str | Path) -> None:
             )
 
 
+def _input_folders(cohort: Mapping[str, Any]) -> dict[str, str]:
+    """{key: folder} of the input folders a cohort reads (its format's keys that are set)."""
+    keys = {
+        "bids": ["bids_root", "fmriprep.derivatives"],
+        "xcpd": ["bids_root", "timeseries.path"],
+        "abide_pcp": ["timeseries.path"],
+        "synthetic": [],
+    }[cohort["format"]]
+    folders = {}
+    for dotted in keys:
+        value: Any = cohort
+        for part in dotted.split("."):
+            value = value.get(part) if isinstance(value, Mapping) else None
+        if value not in (None, ""):
+            folders[dotted] = str(value)
+    return folders
+
+
+def cohort_input_problem(
+    cohort: Mapping[str, Any], source: str | Path, generated: Iterable[str | Path] = ()
+) -> str | None:
+    """Why a cohort's input folders cannot be read (missing, or a file), or None.
+
+    ``generated``: folders this workflow writes itself (``synth.out`` when ``synth.activate``),
+    which may not exist yet. The workflow and ``mcsp config check`` both call this, so they say
+    the same thing.
+    """
+    made = {Path(p).resolve() for p in generated}
+    for key, folder in _input_folders(cohort).items():
+        path = Path(folder)
+        if path.resolve() in made or key == "fmriprep.derivatives" and not path.exists():
+            continue  # written by this workflow; fMRIPrep's own output when it runs
+        if not path.exists():
+            problem = "does not exist"
+        elif not path.is_dir():
+            problem = "is a file, not a folder"
+        else:
+            continue
+        return (
+            f"{source}: {key} {folder!r} {problem} (relative paths start at {Path.cwd()}). "
+            f"Point {key} at the cohort's folder."
+        )
+    return None
+
+
+def check_cohort_overlap(cohorts: Mapping[str, Mapping[str, Any]]) -> None:
+    """Refuse two cohorts of one study that read the same input folder (or one inside the
+    other): their subjects would enter the store twice, in different folds.
+
+    Raises:
+        ConfigError: naming both cohorts, the keys and the folder.
+    """
+    seen: list[tuple[str, str, Path]] = []
+    for name, cohort in cohorts.items():
+        for key, folder in _input_folders(cohort).items():
+            path = Path(folder).resolve()
+            for other, other_key, other_path in seen:
+                nested = path.is_relative_to(other_path) or other_path.is_relative_to(path)
+                if other != name and nested:
+                    raise ConfigError(
+                        f"cohorts {other!r} ({other_key} {other_path}) and {name!r} ({key} "
+                        f"{path}) read the same input folder: their subjects would be counted "
+                        "twice and could fall on both sides of a split. Keep one of the two "
+                        "cohort files in `cohorts` (a copy renamed is still the same data)."
+                    )
+            seen.append((name, key, path))
+
+
 def cohort_path(config: Mapping[str, Any], name: str) -> Path:
     """Path of cohort ``name``'s file under the config's ``cohorts_dir``."""
     return Path(config["cohorts_dir"]) / f"{name}.yaml"

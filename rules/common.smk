@@ -3,8 +3,15 @@ import functools
 from pathlib import Path
 
 from mcsp.bids import output_stem, read_inventory
-from mcsp.config import cohort_path, load_cohort, validate
+from mcsp.config import (
+    check_cohort_overlap,
+    cohort_input_problem,
+    cohort_path,
+    load_cohort,
+    validate,
+)
 from mcsp.exceptions import CohortError, ConfigError
+from mcsp.runlock import LOCK_NAME, acquire, release
 
 CONFIG = validate(config, "config", source="config (config/config.yaml and --config)")
 RESULTS = CONFIG["results_dir"]
@@ -13,6 +20,8 @@ FMRI = CONFIG["fmri"]
 EEG = CONFIG["eeg"]
 ATLAS = FMRI["atlas"]
 COHORTS = {name: load_cohort(cohort_path(CONFIG, name)) for name in CONFIG["cohorts"]}
+check_cohort_overlap(COHORTS)
+GENERATED = [SYNTH["out"]] if SYNTH["activate"] else []
 BIDS_COHORTS = [name for name, c in COHORTS.items() if c["format"] == "bids"]
 IMPORTED_COHORTS = [
     name for name, c in COHORTS.items() if c["format"] not in ("bids", "synthetic")
@@ -24,6 +33,19 @@ FMRIPREP_COHORTS = [
     if COHORTS[name]["fmriprep"]["runtime"] != "precomputed"
 ]
 USABLE = ("ok", "warning")
+
+
+# one run at a time per results folder (not taken by dry runs or runs with nothing to do)
+onstart:
+    acquire(RESULTS)
+
+
+onsuccess:
+    release(Path(RESULTS) / LOCK_NAME)
+
+
+onerror:
+    release(Path(RESULTS) / LOCK_NAME)
 
 
 wildcard_constraints:
@@ -39,28 +61,17 @@ def one_of(names):
     return "|".join(names) if names else "(?!x)x"
 
 
-def is_synthetic(cohort):
-    """True when the cohort's BIDS folder is written by the synth rule of this workflow."""
-    root = COHORTS[cohort]["bids_root"]
-    return (
-        SYNTH["activate"]
-        and root
-        and Path(root).resolve() == Path(SYNTH["out"]).resolve()
-    )
-
-
 def bids_root(wildcards):
     """The cohort's input folder (BIDS root, or the time-series folder of imported cohorts),
-    checked to exist unless this workflow generates it."""
+    checked as `mcsp config check` checks it unless this workflow generates it."""
     cohort = COHORTS[wildcards.cohort]
-    key = "bids_root" if cohort["format"] != "abide_pcp" else "timeseries.path"
-    root = cohort["bids_root"] if key == "bids_root" else cohort["timeseries"]["path"]
-    if not is_synthetic(wildcards.cohort) and not Path(root).is_dir():
-        raise ConfigError(
-            f"{cohort_path(CONFIG, wildcards.cohort)}: {key} {root!r} does not exist. "
-            f"Point {key} at the cohort's folder (relative to the repository root)."
-        )
-    return root
+    path = cohort_path(CONFIG, wildcards.cohort)
+    problem = cohort_input_problem(cohort, path, GENERATED)
+    if problem:
+        raise ConfigError(problem)
+    if cohort["format"] == "abide_pcp":
+        return cohort["timeseries"]["path"]
+    return cohort["bids_root"]
 
 
 def inventory_table(cohort):

@@ -111,3 +111,40 @@ def test_eeg_clean_command(tiny_cohort: Path, tmp_path: Path, capsys) -> None:
     assert (tmp_path / "out" / f"{stem}_desc-clean_eeg.fif").is_file()
     assert (tmp_path / "out" / f"{stem}_report.html").is_file()
     assert capsys.readouterr().out.strip().endswith(": ok")
+
+
+def test_config_check_agrees_with_the_workflow_on_inputs(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A missing bids_root, or a file in its place, is an error here as in the workflow."""
+    cohorts = tmp_path / "cohorts"
+    cohorts.mkdir()
+    missing = cohorts / "gone.yaml"
+    missing.write_text(f"name: gone\nbids_root: {tmp_path / 'nowhere'}\n")
+    assert main(["config", "check", str(missing)]) == 2
+    err = capsys.readouterr().err
+    assert "bids_root" in err and "does not exist" in err and str(missing) in err
+    (tmp_path / "afile").write_text("x")
+    a_file = cohorts / "file.yaml"
+    a_file.write_text(f"name: file\nbids_root: {tmp_path / 'afile'}\n")
+    assert main(["config", "check", str(a_file)]) == 2
+    assert "is a file, not a folder" in capsys.readouterr().err
+
+
+def test_config_check_refuses_two_cohorts_on_one_folder(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A cohort file copied under a new name reads the same subjects: refused."""
+    bids = tmp_path / "bids"
+    (bids / "derivatives").mkdir(parents=True)
+    cohorts = tmp_path / "cohorts"
+    cohorts.mkdir()
+    for name, root in (("site", bids), ("sitecopy", bids), ("inner", bids / "derivatives")):
+        (cohorts / f"{name}.yaml").write_text(f"name: {name}\nbids_root: {root}\n")
+    assert main(["config", "check", str(cohorts / "site.yaml"), str(cohorts / "inner.yaml")]) == 2
+    err = capsys.readouterr().err
+    assert "'site'" in err and "'inner'" in err and "read the same input folder" in err
+    assert (
+        main(["config", "check", str(cohorts / "site.yaml"), str(cohorts / "sitecopy.yaml")]) == 2
+    )
+    assert main(["config", "check", str(cohorts / "site.yaml")]) == 0

@@ -30,9 +30,8 @@ def test_output_appears_only_when_complete(tmp_path: Path) -> None:
 
 def test_disk_full_leaves_nothing_and_names_the_folder(tmp_path: Path) -> None:
     out = tmp_path / "results" / "inventory.tsv"
-    with pytest.raises(DiskFullError) as info:
-        with atomic_output(out) as tmp:
-            _fill_then_fail(tmp)
+    with pytest.raises(DiskFullError) as info, atomic_output(out) as tmp:
+        _fill_then_fail(tmp)
     message = str(info.value)
     assert str(out.parent.resolve()) in message and "no space left" in message
     assert "inventory.tsv" in message and "MB free" in message and "rerun" in message
@@ -41,23 +40,20 @@ def test_disk_full_leaves_nothing_and_names_the_folder(tmp_path: Path) -> None:
 
 def test_other_errors_pass_through_and_clean_up(tmp_path: Path) -> None:
     out = tmp_path / "x.json"
-    with pytest.raises(PermissionError):
-        with atomic_output(out) as tmp:
-            tmp.write_text("{")
-            raise PermissionError(errno.EACCES, "denied")
-    with pytest.raises(ValueError):
-        with atomic_output(out) as tmp:
-            tmp.write_text("{")
-            raise ValueError("bad value")
+    with pytest.raises(PermissionError), atomic_output(out) as tmp:
+        tmp.write_text("{")
+        raise PermissionError(errno.EACCES, "denied")
+    with pytest.raises(ValueError), atomic_output(out) as tmp:
+        tmp.write_text("{")
+        raise ValueError("bad value")
     assert list(tmp_path.iterdir()) == []
 
 
 def test_rule_log_reports_a_full_disk(tmp_path: Path) -> None:
     log = tmp_path / "logs" / "step.log"
     target = tmp_path / "out" / "samples.h5"
-    with pytest.raises(DiskFullError, match=str(target.parent)):
-        with log_to(log):
-            raise OSError(errno.ENOSPC, "No space left on device", str(target))
+    with pytest.raises(DiskFullError, match=str(target.parent)), log_to(log):
+        raise OSError(errno.ENOSPC, "No space left on device", str(target))
     text = log.read_text()
     assert "no space left on the device" in text and "Traceback" not in text.split("ERROR")[-1]
 

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import copy
 import json
+import platform
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -47,6 +50,44 @@ def test_missing_bids_root_is_named(tmp_path: Path) -> None:
     assert "does not exist" in result.stdout + result.stderr
 
 
+def test_two_cohorts_on_one_folder_are_refused(tmp_path: Path, tiny_cohort: Path) -> None:
+    """A cohort file copied under a new name would put every subject in the store twice."""
+    config = write_workflow_config(tmp_path, bids=tiny_cohort)
+    cohorts = tmp_path / "config" / "cohorts"
+    copy_ = yaml.safe_load((cohorts / "synthetic.yaml").read_text())
+    copy_["name"] = "synthcopy"
+    (cohorts / "synthcopy.yaml").write_text(yaml.safe_dump(copy_))
+    data = yaml.safe_load(config.read_text())
+    data["cohorts"] = ["synthetic", "synthcopy"]
+    config.write_text(yaml.safe_dump(data))
+    cmd = [tool("snakemake"), "-s", str(REPO / "Snakefile"), "--configfile", str(config), "-n"]
+    result = run(cmd, cwd=tmp_path, timeout=300)
+    assert result.returncode != 0
+    out = result.stdout + result.stderr
+    assert "'synthetic'" in out and "'synthcopy'" in out and "read the same input folder" in out
+
+
+def test_a_second_run_into_the_same_results_folder_stops(tmp_path: Path) -> None:
+    """Another live run (another checkout) holds results_dir: this run stops before any job."""
+    config = write_workflow_config(tmp_path, subjects=2)
+    results = tmp_path / "results"
+    results.mkdir()
+    holder = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(300)"])
+    try:
+        (results / ".mcsp-run.lock").write_text(
+            json.dumps({"host": platform.node(), "pid": holder.pid, "cwd": "/other/checkout"})
+        )
+        target = str(results / "synthetic" / "inventory.tsv")
+        result = run(_snakemake(tmp_path, config, target), cwd=tmp_path, timeout=300)
+    finally:
+        holder.kill()
+        holder.wait()
+    assert result.returncode != 0
+    out = result.stdout + result.stderr
+    assert f"PID {holder.pid}" in out and "/other/checkout" in out
+    assert not (tmp_path / "resources" / "synthetic").exists()  # no job ran
+
+
 def _snakemake(root: Path, config: Path, *extra: str) -> list[str]:
     return [
         tool("snakemake"),
@@ -77,6 +118,7 @@ def test_local_run_generates_cohort_and_inventory(tmp_path: Path) -> None:
     summary = (tmp_path / "results" / "synthetic" / "inventory.txt").read_text()
     assert "synthetic" in summary
     assert (tmp_path / "results" / "logs" / "synth.log").is_file()
+    assert not (tmp_path / "results" / ".mcsp-run.lock").exists()  # released at the end
     again = run([*cmd, "-n"], cwd=tmp_path, timeout=300)
     assert "Nothing to be done" in again.stdout + again.stderr
 
