@@ -18,6 +18,7 @@ Layout of ``out_dir`` (every file written to ``<name>.tmp`` then renamed):
 from __future__ import annotations
 
 import copy
+import hashlib
 import json
 import logging
 import os
@@ -272,6 +273,45 @@ def _cohort_inputs(results_dir: Path, cohort: str) -> tuple[pd.DataFrame, list[s
     return info, list(inventory.labels), runs
 
 
+HASH_BYTES = 1 << 16  # bytes of each recording hashed to find the same data in two cohorts
+
+
+def shared_recordings(results_dir: str | Path, cohorts: Sequence[str]) -> list[dict[str, Any]]:
+    """Usable recordings of different cohorts whose input files begin with the same bytes
+    (SHA-256 of the first 64 KiB): the same data entered twice, e.g. a dataset copied to another
+    folder and added as a second cohort, would put one person in two folds.
+
+    Returns:
+        One entry per shared content: ``{"sha256_first_64k", "recordings": [cohort/subject:
+        path, ...]}``; each is also logged as a warning.
+    """
+    by_hash: dict[str, list[tuple[str, str, str]]] = {}
+    for cohort in cohorts:
+        path = Path(results_dir) / cohort / "inventory.tsv"
+        if not path.is_file():
+            continue
+        table = read_inventory(path).table
+        for row in table[table["status"].isin(USABLE)].itertuples():
+            source = Path(str(row.path))
+            if not source.is_file():
+                continue
+            with source.open("rb") as stream:
+                digest = hashlib.sha256(stream.read(HASH_BYTES)).hexdigest()
+            by_hash.setdefault(digest, []).append((cohort, str(row.subject), str(source)))
+    shared = []
+    for digest, found in by_hash.items():
+        if len({cohort for cohort, _, _ in found}) < 2:
+            continue
+        names = [f"{cohort}/sub-{subject}: {source}" for cohort, subject, source in found]
+        shared.append({"sha256_first_64k": digest, "recordings": names})
+        log.warning(
+            "the same recording (first 64 KiB identical) is in two cohorts: %s. One person in two "
+            "cohorts can fall in two folds; drop the copy from one cohort.",
+            "; ".join(names),
+        )
+    return shared
+
+
 def _check_atlas(
     study: Mapping[str, Any], fmri: Mapping[str, pd.DataFrame]
 ) -> tuple[str, list[str]]:
@@ -349,6 +389,7 @@ def build_store(
         for modality, table in cohort_runs.items():
             runs[modality][cohort] = table
     atlas, roi_labels = _check_atlas(study, runs["fmri"])
+    shared = shared_recordings(results_dir, study["cohorts"]) if len(study["cohorts"]) > 1 else []
     subjects = pd.concat(infos, ignore_index=True)
     for label in labels:
         subjects[label] = subjects.get(label, pd.Series(pd.NA, index=subjects.index)).astype(
@@ -478,6 +519,7 @@ def build_store(
         "n_pairs": {k: int(v) for k, v in pairs["kind"].value_counts().items()},
         "n_excluded": len(exclusions),
         "cohorts_without_stratify_label": no_label,
+        "shared_recordings": shared,
         "seconds": round(time.perf_counter() - t0, 2),
         "files": [str(out_dir / f) for f in FILES],
     }

@@ -21,7 +21,13 @@ from mcsp.eeg import CHANNEL_SETS
 from mcsp.eeg import QC_COLUMNS as EEG_QC
 from mcsp.exceptions import McspError
 from mcsp.fmri import QC_COLUMNS as FMRI_QC
-from mcsp.store import PairDataset, build_store, collate_pairs, read_store_table
+from mcsp.store import (
+    PairDataset,
+    build_store,
+    collate_pairs,
+    read_store_table,
+    shared_recordings,
+)
 
 from .conftest import SHARED_DATA
 
@@ -230,6 +236,34 @@ def test_default_tr_and_determinism(store: tuple[Path, dict], tmp_path: Path) ->
     assert again["n_pairs"] == store[1]["n_pairs"]
     assert (tmp_path / "t" / "pairs.tsv").read_text() == (out / "pairs.tsv").read_text()
     assert (tmp_path / "t" / "index.tsv").read_text() == (out / "index.tsv").read_text()
+
+
+def test_same_recording_in_two_cohorts_is_reported(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A copy of one cohort's data added as a second cohort: each shared file is named."""
+    two = {k: COHORT_A[k] for k in ("01", "02")}
+    write_cohort(tmp_path, "a", two)
+    write_cohort(tmp_path, "b", two)  # the same generator: identical files
+    write_cohort(tmp_path, "c", {"09": {"site": "S", "ASD": 1, "fmri": [("1", 33, 2.0, False)]}})
+    for name in ("a", "b", "c"):
+        inventory = pd.read_csv(tmp_path / name / "inventory.tsv", sep="\t", dtype=str)
+        qc = pd.read_csv(tmp_path / name / "fmri_qc.tsv", sep="\t", dtype=str)
+        fmri = inventory["modality"] == "fmri"
+        inventory.loc[fmri, "path"] = qc["timeseries"].to_numpy()
+        inventory.to_csv(tmp_path / name / "inventory.tsv", sep="\t", index=False, na_rep="n/a")
+    shared = shared_recordings(tmp_path, ["a", "b", "c"])
+    assert len(shared) == 3  # the three fMRI runs of 01 and 02; cohort c shares nothing
+    assert all(len(entry["recordings"]) == 2 for entry in shared)
+    assert {r.split(":")[0] for e in shared for r in e["recordings"]} == {
+        "a/sub-01",
+        "a/sub-02",
+        "b/sub-01",
+        "b/sub-02",
+    }
+    assert "the same recording" in caplog.text and "two cohorts" in caplog.text
+    summary = build_store(_config(["a", "c"], folds=2), tmp_path, tmp_path / "s")
+    assert summary["shared_recordings"] == []
 
 
 def test_mixed_roi_sets_and_atlases_refused(tmp_path: Path) -> None:
