@@ -1,18 +1,22 @@
 """Resting-state EEG preprocessing: a BIDS recording in, a clean recording on common channels out.
 
-Steps, in order (each one switchable in ``settings``; see ``DEFAULTS``): read with MNE-BIDS, channel
-positions (electrodes.tsv or a configured MNE montage), channel renaming to the common set (aliases,
-and for caps with numbered electrodes such as EGI's GSN-HydroCel, nearest-position mapping), notch
-at the sidecar's PowerLineFrequency and its harmonics, band-pass, resampling, bad-channel detection
-and interpolation, average reference, ICA with automatic labelling of eye and muscle components
-(mne-icalabel's ICLabel, or EOG correlation), bad-segment rejection recorded as ``BAD_segment``
-annotations, and harmonisation to the common channel set (missing channels interpolated within a
-limit). Every step is recorded in the result's sidecar.
+Steps, in order (each one switchable in ``settings``; see ``DEFAULTS``): read with MNE-BIDS (a data
+file shorter than the sidecar's RecordingDuration is noted, or excluded below
+``min_duration_fraction`` of it), non-finite (NaN/inf) stretches annotated ``BAD_nan`` and filled,
+channel positions (electrodes.tsv or a configured MNE montage), channel renaming to the common set
+(aliases, and for caps with numbered electrodes such as EGI's GSN-HydroCel, nearest-position
+mapping), notch at the sidecar's PowerLineFrequency and its harmonics, band-pass, resampling,
+bad-channel detection and interpolation, average reference, ICA with automatic labelling of eye and
+muscle components (mne-icalabel's ICLabel, or EOG correlation), bad-segment rejection recorded as
+``BAD_segment`` annotations, and harmonisation to the common channel set (missing channels
+interpolated within a limit). Every step is recorded in the result's sidecar.
 
-Data-quality failures (too many bad channels, too many missing common channels, too little clean
-data left) do not raise: the result carries an exclusion reason, shown in its QC row. Input that a
-person must fix (unreadable file, no channel positions, a sampling rate that contradicts the
-sidecar, bad settings) raises an ``EegError`` naming the file, the problem and the fix.
+Data-quality failures (a truncated file, too many bad channels, too many missing common channels,
+too little clean data left) do not raise: the result carries an exclusion reason, shown in its QC
+row; a kept recording with a problem (truncated a little, non-finite data) has QC status warning.
+Input that a person must fix (unreadable file, no channel positions, a sampling rate that
+contradicts the sidecar, bad settings) raises an ``EegError`` naming the file, the problem and the
+fix.
 """
 
 from __future__ import annotations
@@ -58,6 +62,10 @@ SETTINGS_KEY = "eeg.preprocessing"
 DEFAULTS: dict[str, Any] = {"montage": None, **schema_defaults("config", SETTINGS_KEY)}
 
 EXCLUDED = "excluded"
+# Annotation of stretches where an EEG/EOG channel is NaN or infinite (``_mark_nonfinite``).
+NONFINITE_ANNOTATION = "BAD_nan"
+# A channel non-finite for more than this fraction of the recording is marked bad instead.
+NONFINITE_CHANNEL_FRACTION = 0.5
 # Fewest fixed-length segments autoreject's cross-validated threshold is computed from.
 MIN_AUTOREJECT_EPOCHS = 20
 
@@ -168,6 +176,120 @@ def read_recording(bids_path: mne_bids.BIDSPath | str | Path) -> tuple[mne.io.Ba
             f"correct SamplingFrequency in {Path(sidecar_path.fpath).name} or re-export the data.",
         )
     return raw, meta
+
+
+def _partial_sample_bytes(raw: mne.io.BaseRaw) -> int:
+    """Bytes after the last whole sample of a binary BrainVision data file (0 otherwise).
+
+    MNE reads the whole samples and drops the rest silently, so a file cut mid-sample reads as a
+    shorter, valid recording. Call on the recording as read (all its channels).
+    """
+    fmt = (getattr(raw, "_raw_extras", None) or [{}])[0].get("fmt")
+    data = Path(raw.filenames[0]) if raw.filenames and raw.filenames[0] else None
+    size = {"short": 2, "int": 4, "single": 4}.get(fmt) if isinstance(fmt, str) else None
+    if size is None or data is None or data.suffix.lower() != ".eeg" or not data.is_file():
+        return 0  # not binary BrainVision (ASCII has a dict fmt)
+    return data.stat().st_size % (size * raw.info["nchan"])
+
+
+def _check_duration(raw: mne.io.BaseRaw, meta: Mapping, settings: Mapping, sidecar: dict) -> None:
+    """Compare the data with the sidecar's RecordingDuration; note or exclude a truncated file.
+
+    Sets ``sidecar["truncated"]`` and either ``sidecar["exclusion"]`` (less than
+    ``min_duration_fraction`` of the declared duration) or a QC warning in ``sidecar["warnings"]``.
+    """
+    sfreq, duration = raw.info["sfreq"], sidecar["duration_s"]
+    declared = meta.get("RecordingDuration")
+    if isinstance(declared, bool) or not isinstance(declared, int | float) or declared <= 0:
+        declared = None
+    partial = _partial_sample_bytes(raw)
+    cut = f"the data file ends mid-sample, {partial} bytes after the last whole sample"
+    # mne-bids writes RecordingDuration as (n - 1) / sfreq; others round it.
+    if declared is not None and declared - duration > max(2 / sfreq, 1e-3 * declared):
+        fraction = settings["min_duration_fraction"]
+        text = (
+            f"truncated: {duration:.1f} s of the declared {declared:.1f} s (sidecar"
+            f" RecordingDuration{'; ' + cut if partial else ''})"
+        )
+        sidecar["truncated"] = text
+        if duration < fraction * declared:
+            sidecar["exclusion"] = (
+                f"{text}, less than min_duration_fraction {fraction:g} of it. Fix: re-copy or"
+                " re-export the data file, or correct RecordingDuration in the sidecar."
+            )
+        else:
+            sidecar["warnings"].append(f"{text}; kept (min_duration_fraction {fraction:g})")
+    elif partial:
+        text = f"truncated: {cut}; {duration:.1f} s read, no sidecar RecordingDuration to compare"
+        sidecar["truncated"] = text
+        sidecar["warnings"].append(text)
+
+
+def _fill_nonfinite(x: np.ndarray) -> np.ndarray:
+    """``x`` with non-finite samples linearly interpolated from the finite ones (0 if none)."""
+    bad = ~np.isfinite(x)
+    if not bad.any():
+        return x
+    if bad.all():
+        return np.zeros_like(x)
+    index = np.arange(len(x))
+    x = x.copy()
+    x[bad] = np.interp(index[bad], index[~bad], x[~bad])
+    return x
+
+
+def _mark_nonfinite(raw: mne.io.BaseRaw, margin_s: float = 0.0) -> dict[str, Any]:
+    """Annotate NaN/inf stretches of EEG/EOG channels as bad, fill them; return what was done.
+
+    MNE's ``annotate_nan`` finds the stretches of the good EEG/EOG channels; widened by
+    ``margin_s`` on each side they become NONFINITE_ANNOTATION annotations of the whole recording,
+    so ``reject_by_annotation`` leaves them out of bad-channel detection, ICA, segment rejection
+    and the clean duration. A channel non-finite for more than NONFINITE_CHANNEL_FRACTION of the
+    time when most channels are finite is marked bad instead (and interpolated later).
+
+    Non-finite samples of every channel are then linearly interpolated between their finite
+    neighbours: filters, resampling and ICA would spread NaN over the whole recording, and a line,
+    unlike 0, puts no step into the data. The filled stretch still lacks the slow signal, so the
+    high-pass rings into the data beside it: hence the margin.
+    """
+    finite = np.isfinite(raw.get_data())
+    if finite.all():
+        return {"seconds": 0.0, "annotated_s": 0.0, "channels": []}
+    sfreq = raw.info["sfreq"]
+    picks = mne.pick_types(raw.info, eeg=True, eog=True, exclude="bads")
+    bad = ~finite[picks]
+    # a dropout of most channels at once is bad time, not bad channels
+    shared = bad.mean(axis=0) >= 0.5 if len(picks) else np.zeros(raw.n_times, bool)
+    limit = NONFINITE_CHANNEL_FRACTION * (~shared).sum()
+    own = (bad & ~shared).sum(axis=1)
+    mostly = [raw.ch_names[i] for i, n in zip(picks, own, strict=True) if n > limit]
+    keep = [raw.ch_names[i] for i in picks[bad.any(axis=1)] if raw.ch_names[i] not in mostly]
+    if keep:
+        # annotate_nan looks for NaN only: infinities become NaN first
+        nan = raw.copy().pick(keep)
+        nan.apply_function(lambda x: np.where(np.isfinite(x), x, np.nan), picks="all")
+        found = mne.preprocessing.annotate_nan(nan, verbose=False)
+        start = raw.first_time if found.orig_time is not None else 0.0
+        end = start + raw.n_times / sfreq
+        spans = sorted({(a["onset"], a["onset"] + a["duration"]) for a in found})
+        onsets = [max(a - margin_s, start) for a, _ in spans]
+        ends = [min(b + margin_s, end) for _, b in spans]
+        annotations = mne.Annotations(
+            onsets,
+            np.subtract(ends, onsets),
+            NONFINITE_ANNOTATION,
+            orig_time=found.orig_time,
+        )
+        raw.set_annotations(raw.annotations + annotations)
+    raw.apply_function(_fill_nonfinite, picks="all")
+    raw.info["bads"] = sorted(set(raw.info["bads"]) | set(mostly))
+    index = [raw.ch_names.index(c) for c in keep]
+    bad = (~finite[index]).any(axis=0) if index else np.zeros(raw.n_times, bool)
+    return {
+        "seconds": float(bad.sum() / sfreq),
+        "annotated_s": _bad_duration(raw, NONFINITE_ANNOTATION),
+        "channels": mostly,
+    }
 
 
 def _sphere(xyz: np.ndarray) -> tuple[np.ndarray, float]:
@@ -329,13 +451,17 @@ class _quiet_ctx:
 
 
 def find_bad_channels(raw: mne.io.BaseRaw, settings: Mapping) -> dict[str, list[str]]:
-    """Bad EEG channels by kind: ``flat`` and ``noisy`` (robust), or pyprep's lists."""
+    """Bad EEG channels by kind: ``flat`` and ``noisy`` (robust), or pyprep's lists.
+
+    Data inside ``BAD*`` annotations (e.g. non-finite stretches) are left out.
+    """
     picks = mne.pick_types(raw.info, eeg=True, exclude=[])
     names = [raw.ch_names[i] for i in picks]
+    data = raw.get_data(picks=picks, reject_by_annotation="omit", verbose=False)
     if settings["bad_channels"] == "pyprep":
         from pyprep import NoisyChannels
 
-        eeg = raw.copy().pick(names)
+        eeg = mne.io.RawArray(data, raw.copy().pick(names).info, verbose=False)
         with _quiet_ctx():
             finder = NoisyChannels(eeg, random_state=settings["ica_random_state"])
             finder.find_all_bads(ransac=False)
@@ -343,7 +469,7 @@ def find_bad_channels(raw: mne.io.BaseRaw, settings: Mapping) -> dict[str, list[
         flat = sorted(set(bads["bad_by_flat"]) | set(bads["bad_by_nan"]))
         noisy = sorted(set(finder.get_bads()) - set(flat))
         return {"flat": flat, "noisy": noisy}
-    data = raw.get_data(picks=picks) * 1e6
+    data = data * 1e6
     amplitude = 1.4826 * np.median(np.abs(data - np.median(data, axis=1, keepdims=True)), axis=1)
     flat = data.std(axis=1) < settings["flat_uv"]
     log_amp = np.log(np.where(flat, np.nan, amplitude))
@@ -452,11 +578,11 @@ def _reject_segments(raw: mne.io.BaseRaw, settings: Mapping, log: dict) -> None:
     )
 
 
-def _bad_duration(raw: mne.io.BaseRaw) -> float:
-    """Seconds covered by BAD annotations (overlaps counted once)."""
+def _bad_duration(raw: mne.io.BaseRaw, prefix: str = "BAD") -> float:
+    """Seconds covered by annotations starting with ``prefix`` (overlaps counted once)."""
     mask = np.zeros(raw.n_times, bool)
     for ann in raw.annotations:
-        if ann["description"].upper().startswith("BAD"):
+        if ann["description"].upper().startswith(prefix.upper()):
             start = raw.time_as_index(ann["onset"] - raw.first_time)[0]
             stop = start + int(round(ann["duration"] * raw.info["sfreq"]))
             mask[max(start, 0) : stop] = True
@@ -520,21 +646,39 @@ def preprocess_recording(
         "steps": steps,
         "settings": settings,
         "versions": _versions(),
+        "warnings": [],
     }
     result = EegResult(source=source, raw=None, sidecar=sidecar)
-    declared = meta.get("RecordingDuration")
-    if isinstance(declared, int | float) and sidecar["duration_s"] < 0.9 * declared:
-        sidecar["truncated"] = (
-            f"{sidecar['duration_s']:.1f} s of data but the sidecar's RecordingDuration is "
-            f"{declared:g} s: the data file may be truncated"
-        )
+    _check_duration(raw, meta, settings, sidecar)
+    if sidecar["exclusion"]:
+        return result
     if sidecar["duration_s"] < settings["min_clean_s"]:
-        note = f"; {sidecar['truncated']}" if "truncated" in sidecar else ""
         sidecar["exclusion"] = (
             f"recording too short ({sidecar['duration_s']:.1f} s; at least "
-            f"{settings['min_clean_s']:g} s of clean data needed){note}"
+            f"{settings['min_clean_s']:g} s of clean data needed)"
         )
         return result
+    margin = 0.5 / settings["l_freq"] if settings["l_freq"] else 0.0
+    nonfinite = _mark_nonfinite(raw, margin)
+    sidecar["nonfinite_s"] = nonfinite["seconds"]
+    if nonfinite["seconds"] or nonfinite["channels"]:
+        steps.append(
+            {"step": "nonfinite", "annotation": NONFINITE_ANNOTATION, "margin_s": margin}
+            | nonfinite
+        )
+        notes = []
+        if nonfinite["seconds"]:
+            notes.append(
+                f"non-finite data (NaN/inf): {nonfinite['seconds']:.1f} s, left out as"
+                f" {nonfinite['annotated_s']:.1f} s of {NONFINITE_ANNOTATION} (with"
+                f" {margin:g}-s margins for filter edges)"
+            )
+        if nonfinite["channels"]:
+            notes.append(
+                "non-finite for most of the recording, marked bad: "
+                + ", ".join(nonfinite["channels"])
+            )
+        sidecar["warnings"] += notes
     log: dict[str, Any] = {"step": "positions"}
     _set_positions(raw, settings, source, log)
     steps.append(log)
@@ -569,10 +713,12 @@ def preprocess_recording(
         steps.append({"step": "resample", "sfreq": settings["resample_sfreq"]})
     bads = {"flat": [], "noisy": []}
     if settings["bad_channels"]:
-        bads = find_bad_channels(raw, settings)
+        found = find_bad_channels(raw, settings)
+        bads = {k: [c for c in v if c not in nonfinite["channels"]] for k, v in found.items()}
         all_bads = bads["flat"] + bads["noisy"]
         raw.info["bads"] = sorted(set(raw.info["bads"]) | set(all_bads))
         steps.append({"step": "bad_channels", "method": settings["bad_channels"], **bads})
+    bads["non_finite"] = nonfinite["channels"]
     sidecar["bad_channels"] = bads
     limit = _limit(settings["max_bad_channels"], n_eeg)
     n_bad = len(mne.pick_types(raw.info, eeg=True, exclude="bads"))
@@ -669,6 +815,7 @@ QC_COLUMNS = [
     "sfreq",
     "duration_s",
     "clean_duration_s",
+    "nonfinite_s",
     "percent_kept",
     "n_bad_channels",
     "bad_channels",
@@ -681,13 +828,23 @@ QC_COLUMNS = [
 
 
 def qc_row(result: EegResult | Mapping[str, Any], cohort: str = "") -> dict[str, Any]:
-    """One row of the cohort EEG QC table (``QC_COLUMNS``), from a result or its sidecar."""
+    """One row of the cohort EEG QC table (``QC_COLUMNS``), from a result or its sidecar.
+
+    Status ``excluded`` (reason: the exclusion, then any warnings), ``warning`` (kept; reason: the
+    sidecar's warnings, e.g. a truncated file or non-finite data) or ``ok``.
+    """
     sidecar = result.sidecar if isinstance(result, EegResult) else result
     source = str(sidecar.get("source", ""))
     entities = mne_bids.get_entities_from_fname(Path(source).name, on_error="ignore")
     bads = sidecar.get("bad_channels") or {"flat": [], "noisy": []}
+    bad_names = [c for kind in ("non_finite", "flat", "noisy") for c in bads.get(kind, [])]
     excluded = (sidecar.get("ica") or {}).get("excluded") or []
-    reason = sidecar.get("exclusion") or ""
+    exclusion = sidecar.get("exclusion") or ""
+    notes = sidecar.get("warnings")
+    if notes is None:  # sidecars written before "warnings" existed
+        notes = [sidecar["truncated"]] if sidecar.get("truncated") and not exclusion else []
+    status = EXCLUDED if exclusion else "warning" if notes else "ok"
+    reason = "; ".join([exclusion, *notes] if exclusion else notes)
     return {
         "cohort": cohort,
         "subject": entities.get("subject"),
@@ -699,13 +856,14 @@ def qc_row(result: EegResult | Mapping[str, Any], cohort: str = "") -> dict[str,
         "sfreq": sidecar.get("sfreq"),
         "duration_s": sidecar.get("duration_s"),
         "clean_duration_s": sidecar.get("clean_duration_s"),
+        "nonfinite_s": sidecar.get("nonfinite_s"),
         "percent_kept": sidecar.get("percent_kept"),
-        "n_bad_channels": len(bads["flat"]) + len(bads["noisy"]),
-        "bad_channels": ";".join(bads["flat"] + bads["noisy"]),
+        "n_bad_channels": len(bad_names),
+        "bad_channels": ";".join(bad_names),
         "n_ica_removed": len(excluded),
         "ica_removed_labels": ";".join(c["label"] for c in excluded),
         "n_interpolated_common": len(sidecar.get("interpolated_common") or []),
-        "status": "excluded" if reason else "ok",
+        "status": status,
         "reason": reason,
     }
 

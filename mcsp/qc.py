@@ -31,7 +31,7 @@ def summarise(folder: str | Path) -> str:
         raise McspError(f"{folder}: no fmri_qc.tsv or eeg_qc.tsv; run the workflow first.")
     if fmri.is_file():
         table = pd.read_csv(fmri, sep="\t", dtype={"subject": str})
-        ok = table[table["status"] == "ok"]
+        ok = table[table["status"].isin(("ok", "warning"))]  # what the store uses
         lines.append(
             f"fMRI QC ({fmri}): {len(table)} rows, "
             + ", ".join(f"{n} {s}" for s, n in table["status"].value_counts().items())
@@ -46,7 +46,7 @@ def summarise(folder: str | Path) -> str:
         lines += _reasons(table)
     if eeg.is_file():
         table = pd.read_csv(eeg, sep="\t", dtype={"subject": str})
-        ok = table[table["status"] == "ok"]
+        ok = table[table["status"].isin(("ok", "warning"))]  # what the store uses
         lines.append(
             f"EEG QC ({eeg}): {len(table)} rows, "
             + ", ".join(f"{n} {s}" for s, n in table["status"].value_counts().items())

@@ -25,10 +25,12 @@ from mcsp.eeg import (
     make_report,
     preprocess_recording,
     qc_row,
+    qc_table,
     write_clean,
 )
 from mcsp.exceptions import ConfigError, McspError
 from mcsp.parallel import process_pool
+from mcsp.store import USABLE
 
 COMMON = CHANNEL_SETS["1020_19"]
 SETTINGS = {"min_clean_s": 5.0}  # recordings here are 12 s
@@ -130,6 +132,8 @@ def test_every_recording_kept_at_256_hz(results: dict) -> None:
         assert result.raw.info["sfreq"] == 256.0
         assert result.raw.ch_names == COMMON
         assert result.sidecar["percent_kept"] > 80
+        # mne-bids' RecordingDuration, (n - 1) / sfreq, is not mistaken for a truncation
+        assert qc_row(result)["status"] == "ok" and qc_row(result)["reason"] == ""
 
 
 @pytest.mark.parametrize("site, line", [("siteA", 50.0), ("siteC", 60.0)])
@@ -174,7 +178,7 @@ def test_no_false_bad_channels(results: dict, cohort: Path, truth: dict) -> None
     }
     for path, result in results.items():
         if path not in planted:
-            assert result.sidecar["bad_channels"] == {"flat": [], "noisy": []}, path
+            assert result.sidecar["bad_channels"] == {"flat": [], "noisy": [], "non_finite": []}
 
 
 def test_blink_component_removed(results: dict, cohort: Path, truth: dict) -> None:
@@ -354,6 +358,149 @@ def test_too_many_bad_channels(cohort: Path, truth: dict) -> None:
     row = qc_row(preprocess_recording(path, {**FAST, "max_bad_channels": 0}))
     assert row["status"] == "excluded" and row["reason"].startswith("too many bad channels")
     assert row["bad_channels"] == bad["channel"]
+
+
+def _broken_copy(cohort: Path, participants, tmp_path: Path) -> tuple[Path, Path, np.memmap]:
+    """An intact recording, its copy, and the copy's BrainVision samples (samples, channels)."""
+    subject = _any_subject(cohort, participants)
+    root = _copy_subject(cohort, subject, tmp_path)
+    vhdr = Path(_vhdr(root, subject, "eyesopen"))
+    header = vhdr.read_text()
+    assert "BinaryFormat=IEEE_FLOAT_32" in header and "DataOrientation=MULTIPLEXED" in header
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        n_channels = mne.io.read_raw_brainvision(vhdr, verbose=False).info["nchan"]
+    data = np.memmap(vhdr.with_suffix(".eeg"), "<f4", mode="r+").reshape(-1, n_channels)
+    return Path(_vhdr(cohort, subject, "eyesopen")), vhdr, data
+
+
+def _sfreq(vhdr: Path) -> float:
+    return json.loads(vhdr.with_suffix(".json").read_text())["SamplingFrequency"]
+
+
+def _annotated(raw: mne.io.BaseRaw, description: str) -> list[float]:
+    """Onsets and durations (flat) of ``description`` annotations, in seconds from the start."""
+    spans = [
+        (a["onset"] - raw.first_time, a["duration"])
+        for a in raw.annotations
+        if a["description"] == description
+    ]
+    return [x for span in spans for x in span]
+
+
+def test_truncated_recording_in_qc_table(cohort: Path, participants, tmp_path: Path) -> None:
+    """A .eeg cut mid-sample at half its length: excluded below min_duration_fraction, otherwise
+    kept with status warning; either way the QC table says so."""
+    _, vhdr, data = _broken_copy(cohort, participants, tmp_path)
+    n_samples, row_bytes = data.shape[0], data.shape[1] * 4
+    del data
+    with vhdr.with_suffix(".eeg").open("r+b") as f:
+        f.truncate(n_samples // 2 * row_bytes + 6)
+    cut = (
+        "truncated: 6.0 s of the declared 12.0 s (sidecar RecordingDuration; the data file ends "
+        "mid-sample, 6 bytes after the last whole sample)"
+    )
+    excluded = preprocess_recording(vhdr, FAST)
+    kept = preprocess_recording(vhdr, {**FAST, "min_duration_fraction": 0.4})
+    assert excluded.raw is None and excluded.sidecar["truncated"] == cut
+    assert kept.exclusion is None and kept.raw.times[-1] < 6.0
+    sidecars = []
+    for name, result in (("excluded", excluded), ("kept", kept)):
+        sidecars.append(
+            write_clean(result, tmp_path / f"{name}_eeg.fif", tmp_path / f"{name}.json")[-1]
+        )
+    table = qc_table(sidecars, "c")
+    assert table["status"].tolist() == ["excluded", "warning"]
+    assert table["reason"][0] == (
+        f"{cut}, less than min_duration_fraction 0.9 of it. Fix: re-copy or re-export the data "
+        "file, or correct RecordingDuration in the sidecar."
+    )
+    assert table["reason"][1] == f"{cut}; kept (min_duration_fraction 0.4)"
+    assert "warning" in USABLE  # the store keeps the truncated but long enough recording
+    sidecar = vhdr.with_suffix(".json")
+    meta = json.loads(sidecar.read_text())
+    del meta["RecordingDuration"]
+    sidecar.write_text(json.dumps(meta))
+    row = qc_row(preprocess_recording(vhdr, FAST))
+    assert row["status"] == "warning"
+    assert row["reason"] == (
+        "truncated: the data file ends mid-sample, 6 bytes after the last whole sample; 6.0 s "
+        "read, no sidecar RecordingDuration to compare"
+    )
+
+
+def test_nan_second_becomes_bad_segment(cohort: Path, participants, tmp_path: Path) -> None:
+    """One second of NaN on every channel (an amplifier dropout) costs that second, with margins
+    for the filter edges, not the recording; the rest matches the intact recording."""
+    intact, vhdr, data = _broken_copy(cohort, participants, tmp_path)
+    sfreq = _sfreq(vhdr)
+    data[int(5 * sfreq) : int(6 * sfreq)] = np.nan
+    data.flush()
+    del data
+    result = preprocess_recording(vhdr, FAST)
+    assert result.exclusion is None and result.raw.ch_names == COMMON
+    assert result.sidecar["bad_channels"] == {"flat": [], "noisy": [], "non_finite": []}
+    raw = result.raw
+    assert np.isfinite(raw.get_data()).all()
+    assert _annotated(raw, "BAD_nan") == pytest.approx([4.5, 2.0], abs=0.01)
+    assert result.sidecar["clean_duration_s"] == pytest.approx(10.0, abs=0.01)
+    row = qc_row(result)
+    assert row["status"] == "warning" and row["nonfinite_s"] == 1.0
+    assert row["reason"] == (
+        "non-finite data (NaN/inf): 1.0 s, left out as 2.0 s of BAD_nan (with 0.5-s margins for "
+        "filter edges)"
+    )
+    reference = preprocess_recording(intact, FAST).raw.get_data()
+    outside = (raw.times < 4.5) | (raw.times >= 6.5)
+    corr = [
+        np.corrcoef(a[outside], b[outside])[0, 1]
+        for a, b in zip(raw.get_data(), reference, strict=True)
+    ]
+    assert min(corr) > 0.99, corr
+    # ICA and segment rejection run without the stretch: 1-s segments overlapping it are skipped
+    full = preprocess_recording(vhdr, SETTINGS)
+    assert full.exclusion is None and full.sidecar["ica"]["n_components"] > 0
+    step = next(s for s in full.sidecar["steps"] if s["step"] == "segment_rejection")
+    assert step["n_segments"] == 12 - 3
+
+
+def test_nonfinite_channel_marked_bad(cohort: Path, participants, tmp_path: Path) -> None:
+    """A channel NaN for most of the recording is bad (interpolated); inf elsewhere is a bad
+    segment."""
+    _, vhdr, data = _broken_copy(cohort, participants, tmp_path)
+    sfreq = _sfreq(vhdr)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        names = mne.io.read_raw_brainvision(vhdr, verbose=False).ch_names
+    dead, spiky = names.index("Pz"), names.index("C3")
+    data[: int(9 * sfreq), dead] = np.nan
+    data[int(2 * sfreq) : int(2.5 * sfreq), spiky] = np.inf
+    data.flush()
+    del data
+    result = preprocess_recording(vhdr, FAST)
+    assert result.exclusion is None
+    assert result.sidecar["bad_channels"] == {"flat": [], "noisy": [], "non_finite": ["Pz"]}
+    step = next(s for s in result.sidecar["steps"] if s["step"] == "interpolate_bads")
+    assert step["channels"] == ["Pz"]
+    assert _annotated(result.raw, "BAD_nan") == pytest.approx([1.5, 1.5], abs=0.01)
+    row = qc_row(result)
+    assert row["n_bad_channels"] == 1 and row["bad_channels"] == "Pz"
+    assert row["status"] == "warning" and row["nonfinite_s"] == 0.5
+    assert row["reason"].endswith("; non-finite for most of the recording, marked bad: Pz")
+
+
+def test_mostly_nan_excluded_for_the_real_reason(cohort, participants, tmp_path: Path) -> None:
+    _, vhdr, data = _broken_copy(cohort, participants, tmp_path)
+    sfreq = _sfreq(vhdr)
+    data[int(2 * sfreq) : int(10 * sfreq)] = np.nan
+    data.flush()
+    del data
+    row = qc_row(preprocess_recording(vhdr, FAST))
+    assert row["status"] == "excluded" and row["n_bad_channels"] == 0
+    assert row["reason"] == (
+        "too little clean data (3.0 s; at least 5 s needed); non-finite data (NaN/inf): 8.0 s, "
+        "left out as 9.0 s of BAD_nan (with 0.5-s margins for filter edges)"
+    )
 
 
 def test_settings_checked() -> None:
