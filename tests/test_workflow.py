@@ -67,6 +67,29 @@ def test_two_cohorts_on_one_folder_are_refused(tmp_path: Path, tiny_cohort: Path
     assert "'synthetic'" in out and "'synthcopy'" in out and "read the same input folder" in out
 
 
+def test_conflicting_participant_rows_stop_the_inventory(tmp_path: Path, tiny_cohort: Path) -> None:
+    """A participant listed twice with different labels: the run stops naming the rows."""
+    bids = tmp_path / "bids"
+    shutil.copytree(tiny_cohort, bids)
+    participants = bids / "participants.tsv"
+    lines = participants.read_text().splitlines()
+    header, first = lines[0].split("\t"), lines[1].split("\t")
+    column = next(c for c in ("ADHD", "ASD", "diagnosis", "sex") if c in header)
+    k = header.index(column)
+    other = next(row.split("\t")[k] for row in lines[2:] if row.split("\t")[k] != first[k])
+    twin = list(first)
+    twin[k] = other
+    participants.unlink()
+    participants.write_text("\n".join([*lines, "\t".join(twin)]) + "\n")
+    config = write_workflow_config(tmp_path, bids=bids)
+    target = str(tmp_path / "results" / "synthetic" / "inventory.tsv")
+    result = run(_snakemake(tmp_path, config, target), cwd=tmp_path, timeout=300)
+    assert result.returncode != 0
+    out = result.stdout + result.stderr
+    assert "listed more than once with different values" in out and first[0] in out
+    assert not Path(target).exists()
+
+
 def test_a_second_run_into_the_same_results_folder_stops(tmp_path: Path) -> None:
     """Another live run (another checkout) holds results_dir: this run stops before any job."""
     config = write_workflow_config(tmp_path, subjects=2)
@@ -129,9 +152,23 @@ def _truncate(path: Path) -> None:
     path.write_bytes(data[: len(data) // 3])
 
 
+def _nan_second(vhdr: Path, start_s: float) -> None:
+    """One second of NaN on every channel of a BrainVision recording (float32, multiplexed)."""
+    header = vhdr.read_text()
+    assert "IEEE_FLOAT_32" in header and "MULTIPLEXED" in header
+    fields = dict(line.split("=", 1) for line in header.splitlines() if "=" in line)
+    n_channels, sfreq = int(fields["NumberOfChannels"]), 1e6 / float(fields["SamplingInterval"])
+    path = vhdr.with_suffix(".eeg")
+    data = np.fromfile(path, dtype="<f4").reshape(-1, n_channels)
+    data[int(start_s * sfreq) : int((start_s + 1) * sfreq)] = np.nan
+    path.unlink()
+    data.tofile(path)
+
+
 @pytest.fixture(scope="module")
 def branches(tiny_cohort: Path, tmp_path_factory: pytest.TempPathFactory) -> dict:
-    """The whole workflow on a copy of the tiny cohort with one broken BOLD and one broken EEG."""
+    """The whole workflow on a copy of the tiny cohort with planted faults: a broken BOLD, a
+    truncated EEG, a second of NaN in another EEG, and a backup copy of a subject's folder."""
     root = tmp_path_factory.mktemp("branches")
     bids = root / "bids"
     shutil.copytree(tiny_cohort, bids)
@@ -140,6 +177,10 @@ def branches(tiny_cohort: Path, tmp_path_factory: pytest.TempPathFactory) -> dic
     eeg = sorted(bids.glob("sub-*/ses-1/eeg/*_task-eyesopen_eeg.eeg"))[-1]
     _truncate(bold)
     _truncate(eeg)
+    nan_eeg = sorted(bids.glob("sub-*/ses-1/eeg/*_task-eyesclosed_eeg.vhdr"))[0]
+    _nan_second(nan_eeg, 2.0)
+    backed_up = sorted(bids.glob("sub-*"))[0]
+    shutil.copytree(backed_up, backed_up.with_name(backed_up.name + "-bak"))
     settings = copy.deepcopy(TINY_SETTINGS)
     # a second experiment fine-tunes from per-fold pretrainings that never saw the test fold
     settings["evaluate"]["experiments"] = {
@@ -150,7 +191,15 @@ def branches(tiny_cohort: Path, tmp_path_factory: pytest.TempPathFactory) -> dic
     result = run(_snakemake(root, config), cwd=root, timeout=900)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-5000:]
     results = root / "results" / "synthetic"
-    return {"root": root, "config": config, "results": results, "bold": bold, "eeg": eeg}
+    return {
+        "root": root,
+        "config": config,
+        "results": results,
+        "bold": bold,
+        "eeg": eeg,
+        "nan_eeg": nan_eeg,
+        "backed_up": backed_up.name.removeprefix("sub-"),
+    }
 
 
 def _read(path: Path) -> pd.DataFrame:
@@ -166,6 +215,7 @@ def test_fmri_branch_outputs_and_qc(branches: dict) -> None:
     usable = inventory[(inventory["modality"] == "fmri") & inventory["status"].isin(["ok"])]
     qc = _read(results / "fmri_qc.tsv")
     ran = qc[qc["status"].isin(["ok", "excluded"]) & qc["task"].notna()]
+    ran = ran[~ran["reason"].fillna("").str.startswith("inventory:")]  # the backup's files
     assert len(ran) == len(usable) >= 8
     broken = qc[qc["subject"] == branches["bold"].name.split("_")[0].removeprefix("sub-")]
     broken = broken[broken["session"] == "1"].iloc[0]
@@ -197,19 +247,39 @@ def test_eeg_branch_outputs_and_qc(branches: dict) -> None:
     inventory = _read(results / "inventory.tsv")
     usable = inventory[(inventory["modality"] == "eeg") & inventory["status"].isin(["ok"])]
     qc = _read(results / "eeg_qc.tsv")
-    ran = qc[qc["status"].isin(["ok", "excluded"]) & qc["task"].notna()]
+    ran = qc[qc["status"].isin(["ok", "excluded", "warning"]) & qc["task"].notna()]
+    ran = ran[~ran["reason"].fillna("").str.startswith("inventory:")]  # the backup's files
     assert len(ran) == len(usable) >= 16
     stem = branches["eeg"].name.removesuffix("_eeg.eeg")
     broken = qc[qc["source"].fillna("").str.contains(stem)].iloc[0]
-    assert broken["status"] == "excluded" and broken["reason"]
+    assert broken["status"] == "excluded" and broken["reason"].startswith("truncated: ")
+    nan_stem = branches["nan_eeg"].name.removesuffix("_eeg.vhdr")
+    nan_row = qc[qc["source"].fillna("").str.contains(nan_stem)].iloc[0]
+    assert nan_row["status"] == "warning" and "non-finite data" in nan_row["reason"]
+    assert nan_row["nonfinite_s"] == pytest.approx(1.0, abs=0.01)
+    kept = qc[qc["status"].isin(["ok", "warning"])]
+    assert len(kept) >= len(usable) - 3, qc[["subject", "task", "status", "reason"]]
     ok = qc[qc["status"] == "ok"]
-    assert len(ok) >= len(usable) - 3, qc[["subject", "task", "status", "reason"]]
     for row in ok.itertuples():
         raw = mne.io.read_raw_fif(row.clean_file, verbose=False)
         assert raw.info["sfreq"] == 256.0 and len(raw.ch_names) == 19
         report = Path(row.clean_file.replace("_desc-clean_eeg.fif", "_report.html"))
         assert "PSD before / after" in report.read_text()
     assert not list((results / "eeg").rglob(f"{stem}_desc-clean_eeg.fif"))
+
+
+@pytest.mark.workflow
+def test_backup_folder_is_excluded_and_the_subject_kept(branches: dict) -> None:
+    inventory = _read(branches["results"] / "inventory.tsv")
+    subject = branches["backed_up"]
+    copies = inventory[inventory["reason"].fillna("").str.contains(f"sub-{subject}-bak/")]
+    assert len(copies) >= 2 and (copies["status"] == "excluded").all()
+    real = inventory[(inventory["subject"] == subject) & ~inventory.index.isin(copies.index)]
+    assert not real["reason"].fillna("").str.contains("duplicate").any()
+    assert (real["status"] != "excluded").any()
+    assert f"{subject}-bak" not in set(inventory["subject"]) and f"{subject}bak" not in set(
+        inventory["subject"]
+    )
 
 
 @pytest.mark.workflow
@@ -285,7 +355,7 @@ def test_qc_summary_command(branches: dict, capsys: pytest.CaptureFixture[str]) 
     out = capsys.readouterr().out
     assert "fMRI QC" in out and "EEG QC" in out
     assert "× BOLD file <file> cannot be read" in out  # the broken run, grouped by reason
-    assert "× recording too short" in out
+    assert "× truncated: N s of the declared N s" in out
 
 
 @pytest.mark.workflow
@@ -298,16 +368,19 @@ def test_rerun_has_nothing_to_do_and_strict_mode_fails(branches: dict) -> None:
     folder = bold.parent.relative_to(bold.parents[3])
     target = branches["results"] / "fmri" / folder / f"{stem}_atlas-seitzman300_timeseries.tsv"
     assert target.is_file()
-    strict = run(
-        [
-            *_snakemake(root, config, str(target)),
-            "--forcerun",
-            str(target),
-            "--config",
-            "strict=True",
-        ],
-        cwd=root,
-        timeout=300,
-    )
+    strict_cmd = [
+        *_snakemake(root, config, str(target)),
+        "--forcerun",
+        str(target),
+        "--config",
+        "strict=True",
+    ]
+    strict = run(strict_cmd, cwd=root, timeout=300)
+    out = strict.stdout + strict.stderr
+    # strict: the backup folder's files stop the run at the inventory
+    assert strict.returncode != 0 and "strict mode" in out
+    assert f"sub-{branches['backed_up']}-bak/" in out
+    shutil.rmtree(root / "bids" / f"sub-{branches['backed_up']}-bak")
+    strict = run(strict_cmd, cwd=root, timeout=300)
     out = strict.stdout + strict.stderr
     assert strict.returncode != 0 and "FmriInputError" in out and bold.name in out
