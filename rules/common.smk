@@ -80,16 +80,36 @@ def inventory_table(cohort):
 
 
 @functools.lru_cache(maxsize=64)
-def _read_inventory(path, mtime):
-    return read_inventory(path)
+def _usable(path, mtime, modality):
+    """{output stem: row} of an inventory's usable recordings of ``modality``: built once per
+    inventory version, not once per job (the DAG of a large cohort asks thousands of times).
+    """
+    table = read_inventory(path).table
+    rows = table[(table["modality"] == modality) & table["status"].isin(USABLE)]
+    return {output_stem(row): row for row in rows.to_dict("records")}
+
+
+@functools.lru_cache(maxsize=64)
+def _stems_by_subject(path, mtime, modality):
+    by_subject = {}
+    for stem, row in _usable(path, mtime, modality).items():
+        by_subject.setdefault(row["subject"], []).append(stem)
+    return by_subject
 
 
 def usable_rows(cohort, modality):
-    """{output stem: inventory row} of the cohort's usable recordings of ``modality``."""
+    """{output stem: inventory row} of the cohort's usable recordings of ``modality`` (shared:
+    do not modify)."""
     path = inventory_table(cohort)
-    table = _read_inventory(path, Path(path).stat().st_mtime).table
-    rows = table[(table["modality"] == modality) & table["status"].isin(USABLE)]
-    return {output_stem(row): row for row in rows.to_dict("records")}
+    return _usable(path, Path(path).stat().st_mtime, modality)
+
+
+def subject_stems(cohort, modality, subject):
+    """Output stems of one subject's usable recordings of ``modality``."""
+    path = inventory_table(cohort)
+    return _stems_by_subject(path, Path(path).stat().st_mtime, modality).get(
+        subject, []
+    )
 
 
 def usable_row(wildcards, modality):
@@ -187,11 +207,9 @@ def fmri_figure(cohort, subject):
 
 
 def subject_timeseries(wildcards):
-    rows = usable_rows(wildcards.cohort, "fmri")
     return [
         f"{RESULTS}/{wildcards.cohort}/fmri/{stem}_atlas-{ATLAS}_timeseries.tsv"
-        for stem, row in rows.items()
-        if row["subject"] == wildcards.subject
+        for stem in subject_stems(wildcards.cohort, "fmri", wildcards.subject)
     ]
 
 
