@@ -60,6 +60,20 @@ def experiment_settings(config: Mapping[str, Any], experiment: str) -> dict[str,
     }
 
 
+def job_settings(config: Mapping[str, Any], experiment: str, model: str) -> dict[str, Any]:
+    """What one evaluation job of ``model`` in ``experiment`` uses, and nothing else: the rule's
+    params, so that adding a model, an experiment or a blend leaves finished jobs up to date.
+
+    MCSP models: ``{"model", "finetune", "strict"}`` (the experiment's fine-tuning settings);
+    baselines: ``{"baseline", "strict"}`` (the experiment's overrides of that baseline's defaults).
+    """
+    spec = experiment_settings(config, experiment)
+    strict = bool(config.get("strict", False))
+    if model in MCSP_MODELS:
+        return {"model": config.get("model"), "finetune": spec["finetune"], "strict": strict}
+    return {"baseline": spec["baselines"].get(model), "strict": strict}
+
+
 def pretraining_name(scope: str, fold: int) -> str:
     """The pretraining a job of test fold ``fold`` starts from: ``all`` or ``fold-<fold>``."""
     if scope not in ("all", "train_folds"):
@@ -92,7 +106,9 @@ def run_job(
         task: label column.
         fold: test fold.
         seed: the job's seed.
-        config: a validated config (its ``model``, ``finetune`` and ``evaluate`` blocks).
+        config: a validated config (its ``model``, ``finetune``, ``evaluate`` and ``strict``
+            keys), or :func:`job_settings` of this experiment and model (what the workflow
+            passes).
         experiment: a key of ``evaluate.experiments``.
         pretrained: the pretrained ``model.pt`` (mcsp and mcsp_linear).
 
@@ -103,11 +119,11 @@ def run_job(
         cannot serve (a class missing from the training folds, an empty split) gives no
         predictions, NaN metrics and the reason in ``note``, unless ``config["strict"]``.
     """
-    spec = experiment_settings(config, experiment)
+    job = config if "evaluate" not in config else job_settings(config, experiment, model)
     keys = {"experiment": experiment, "model": model, "task": task, "fold": fold, "seed": seed}
     try:
         if model in MCSP_MODELS:
-            settings = {**spec["finetune"], "mode": MCSP_MODELS[model]}
+            settings = {**job["finetune"], "mode": MCSP_MODELS[model]}
             predictions = finetune(
                 store_dir,
                 task,
@@ -115,13 +131,12 @@ def run_job(
                 seed,
                 pretrained=None if model == "mcsp_scratch" else pretrained,
                 settings=settings,
-                model_settings=config.get("model"),
+                model_settings=job["model"],
             )
         else:
-            settings = spec["baselines"].get(model)
-            predictions = run_baseline(store_dir, model, task, fold, seed, settings)
+            predictions = run_baseline(store_dir, model, task, fold, seed, job["baseline"])
     except McspError as err:
-        if config.get("strict"):
+        if job["strict"]:
             raise
         log.warning("evaluation job %s left without predictions: %s", keys, err)
         metrics = tidy_metrics(dict.fromkeys(METRICS, float("nan")), **keys)

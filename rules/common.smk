@@ -306,6 +306,13 @@ def evaluation_jobs():
     return jobs
 
 
+def evaluation_job_settings(wildcards):
+    """Only the settings this evaluation job uses (mcsp.experiments.job_settings)."""
+    from mcsp.experiments import job_settings
+
+    return job_settings(CONFIG, wildcards.experiment, wildcards.model)
+
+
 def pretraining_dirs():
     """Every pretraining the evaluation needs: ``all`` and / or ``fold-K`` per test fold."""
     from mcsp.experiments import experiment_settings, pretraining_name

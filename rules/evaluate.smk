@@ -20,7 +20,7 @@ rule finetune:
         runtime=120,
         gpu=1 if CONFIG["use_gpu"] else 0,
     params:
-        config={k: CONFIG[k] for k in ("model", "finetune", "evaluate", "strict")},
+        config=evaluation_job_settings,
     script:
         "../workflow/scripts/evaluate_job.py"
 
@@ -44,7 +44,7 @@ rule baseline:
         mem_mb=4000,
         runtime=60,
     params:
-        config={k: CONFIG[k] for k in ("model", "finetune", "evaluate", "strict")},
+        config=evaluation_job_settings,
     script:
         "../workflow/scripts/evaluate_job.py"
 

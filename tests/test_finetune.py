@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 from pathlib import Path
 
@@ -231,3 +232,19 @@ def test_grid_chosen_on_the_validation_fold(store: Path, pretrained: Path) -> No
     assert out.attrs["selection"]["best"] == chosen["best"][0]
     with pytest.raises(McspError, match="cannot be searched"):
         finetune(store, "ASD", 0, pretrained=pretrained, settings={**FAST, "grid": {"epochs": [2]}})
+
+
+def test_job_settings_hold_only_what_the_job_uses() -> None:
+    from mcsp.experiments import job_settings
+
+    base = {"evaluate": {"experiments": {"main": {}}, "baselines": {"fc_logreg": {"c": [1.0]}}}}
+    config = validate(base, "config", "test")
+    grown = copy.deepcopy(base)
+    grown["evaluate"]["experiments"]["more"] = {"models": ["eegnet"]}
+    grown["evaluate"]["blends"] = {"both": ["fc_logreg", "mcsp"]}
+    grown["evaluate"]["seeds"] = 3
+    grown = validate(grown, "config", "test")
+    for model in ("fc_logreg", "mcsp"):  # adding an experiment, a blend or seeds changes nothing
+        assert job_settings(config, "main", model) == job_settings(grown, "main", model)
+    assert job_settings(config, "main", "fc_logreg") == {"baseline": {"c": [1.0]}, "strict": False}
+    assert set(job_settings(config, "main", "mcsp")) == {"model", "finetune", "strict"}

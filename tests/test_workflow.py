@@ -363,6 +363,15 @@ def test_rerun_has_nothing_to_do_and_strict_mode_fails(branches: dict) -> None:
     root, config = branches["root"], branches["config"]
     again = run([*_snakemake(root, config), "-n"], cwd=root, timeout=300)
     assert "Nothing to be done" in again.stdout + again.stderr
+    # adding an experiment plans its jobs only: finished jobs keep their settings (params)
+    grown = yaml.safe_load(config.read_text())
+    grown["evaluate"]["experiments"]["extra"] = {"models": ["fc_logreg"]}
+    grown_config = root / "config" / "grown.yaml"
+    grown_config.write_text(yaml.safe_dump(grown))
+    plan = run([*_snakemake(root, grown_config), "-n"], cwd=root, timeout=300)
+    planned = plan.stdout + plan.stderr
+    assert "experiment=extra" in planned, planned[-3000:]
+    assert "experiment=main" not in planned and "experiment=heldout" not in planned
     bold = branches["bold"]
     stem = bold.name.split("_space-")[0]
     folder = bold.parent.relative_to(bold.parents[3])
