@@ -43,6 +43,7 @@ def _cohort_check(args: argparse.Namespace) -> None:
 def _config_check(args: argparse.Namespace) -> None:
     from mcsp.config import (
         check_cohort_overlap,
+        check_study_labels,
         cohort_input_problem,
         load_cohort,
         load_config,
@@ -62,6 +63,9 @@ def _config_check(args: argparse.Namespace) -> None:
             raise ConfigError(problem)
         loaded[cohort["name"]] = cohort
     check_cohort_overlap(loaded)
+    for config in configs:  # a config given with its cohort files: its study is checked too
+        if config["cohorts"] and all(name in loaded for name in config["cohorts"]):
+            check_study_labels(config, {name: loaded[name] for name in config["cohorts"]})
     for path in args.files:
         print(f"{path}: valid {'cohort' if path in cohorts else 'config'} file")
 

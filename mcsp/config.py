@@ -202,6 +202,32 @@ def check_cohort_overlap(cohorts: Mapping[str, Mapping[str, Any]]) -> None:
             seen.append((name, key, path))
 
 
+def check_study_labels(config: Mapping[str, Any], cohorts: Mapping[str, Mapping[str, Any]]) -> None:
+    """The study's ``stratify_label`` and evaluation tasks must be labels of its cohorts; checked
+    when the workflow starts, not when the store is built after every cohort was preprocessed.
+
+    Raises:
+        ConfigError: naming the setting, the study's cohorts and the labels they have.
+    """
+    names = [n for n in (config["study"]["cohorts"] or list(cohorts)) if n in cohorts]
+    labels = sorted({label for n in names for label in (cohorts[n].get("labels") or {})})
+    evaluate = config["evaluate"]
+    wanted = [("study.stratify_label", config["study"]["stratify_label"])]
+    wanted += [("evaluate.tasks", t) for t in evaluate.get("tasks") or []]
+    for name, spec in (evaluate.get("experiments") or {}).items():
+        wanted += [
+            (f"evaluate.experiments.{name}.tasks", t) for t in (spec or {}).get("tasks") or []
+        ]
+    problems = [f"{key} {value!r}" for key, value in wanted if value and value not in labels]
+    if problems:
+        raise ConfigError(
+            f"{'; '.join(problems)}: not a label of the study's cohorts ({', '.join(names)}; their "
+            f"labels: {', '.join(labels) or 'none'}). Fix: choose among those labels (e.g. "
+            f"--config study='{{stratify_label: {labels[0] if labels else 'null'}}}' "
+            "evaluate='{tasks: [...]}'), or add the label to a cohort file's labels."
+        )
+
+
 def cohort_path(config: Mapping[str, Any], name: str) -> Path:
     """Path of cohort ``name``'s file under the config's ``cohorts_dir``."""
     return Path(config["cohorts_dir"]) / f"{name}.yaml"

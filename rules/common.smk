@@ -5,6 +5,7 @@ from pathlib import Path
 from mcsp.bids import output_stem, read_inventory
 from mcsp.config import (
     check_cohort_overlap,
+    check_study_labels,
     cohort_input_problem,
     cohort_path,
     load_cohort,
@@ -21,6 +22,7 @@ EEG = CONFIG["eeg"]
 ATLAS = FMRI["atlas"]
 COHORTS = {name: load_cohort(cohort_path(CONFIG, name)) for name in CONFIG["cohorts"]}
 check_cohort_overlap(COHORTS)
+check_study_labels(CONFIG, COHORTS)
 GENERATED = [SYNTH["out"]] if SYNTH["activate"] else []
 BIDS_COHORTS = [name for name, c in COHORTS.items() if c["format"] == "bids"]
 IMPORTED_COHORTS = [

@@ -150,3 +150,26 @@ def test_cohort_format_needs_its_keys(tmp_path: Path, fmt: str, missing: str) ->
     path.write_text(f"name: x\nformat: {fmt}\n")
     with pytest.raises(ConfigError, match=f"format '{fmt}' needs key '{missing}'"):
         load_cohort(path)
+
+
+def test_study_labels_checked_against_the_cohorts() -> None:
+    from mcsp.config import check_study_labels
+
+    cohorts = {"hbn": {"labels": {"ADHD": {}, "sex": {}}}, "other": {"labels": {"ASD": {}}}}
+    ok = validate(
+        {"cohorts": ["hbn"], "study": {"cohorts": ["hbn"], "stratify_label": "ADHD"}},
+        "config",
+        "test",
+    )
+    check_study_labels(ok, cohorts)
+    demo = validate({"cohorts": ["hbn"], "study": {"stratify_label": "ASD"}}, "config", "test")
+    with pytest.raises(ConfigError, match=r"study.stratify_label 'ASD': not a label") as info:
+        check_study_labels(demo, {"hbn": cohorts["hbn"]})
+    assert "their labels: ADHD, sex" in str(info.value)
+    tasks = validate(
+        {"evaluate": {"tasks": ["ADHD", "MDD"], "experiments": {"x": {"tasks": ["dx"]}}}},
+        "config",
+        "test",
+    )
+    with pytest.raises(ConfigError, match=r"evaluate.tasks 'MDD'.*experiments.x.tasks 'dx'"):
+        check_study_labels(tasks, cohorts)
