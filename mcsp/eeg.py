@@ -1,9 +1,11 @@
 """Resting-state EEG preprocessing: a BIDS recording in, a clean recording on common channels out.
 
-Steps, in order (each one switchable in ``settings``; see ``DEFAULTS``): read with MNE-BIDS (a data
-file shorter than the sidecar's RecordingDuration is noted, or excluded below
-``min_duration_fraction`` of it), non-finite (NaN/inf) stretches annotated ``BAD_nan`` and filled,
-channel positions (electrodes.tsv or a configured MNE montage), channel renaming to the common set
+Steps, in order (each one switchable in ``settings``; see ``DEFAULTS``): read with MNE-BIDS (a
+recording with fewer EEG channels than ``min_eeg_channels`` is excluded; a data file shorter than
+the sidecar's RecordingDuration is noted, or excluded below ``min_duration_fraction`` of it),
+non-finite (NaN/inf) stretches annotated ``BAD_nan`` and filled, channel positions (electrodes.tsv,
+or a configured MNE montage matched to normalised names, see ``montage_match``; too few positioned
+channels exclude the recording), channel renaming to the common set
 (aliases, and for caps with numbered electrodes such as EGI's GSN-HydroCel, nearest-position
 mapping), notch at the sidecar's PowerLineFrequency and its harmonics, band-pass, resampling,
 bad-channel detection and interpolation, average reference, ICA with automatic labelling of eye and
@@ -11,12 +13,12 @@ muscle components (mne-icalabel's ICLabel, or EOG correlation), bad-segment reje
 ``BAD_segment`` annotations, and harmonisation to the common channel set (missing channels
 interpolated within a limit). Every step is recorded in the result's sidecar.
 
-Data-quality failures (a truncated file, too many bad channels, too many missing common channels,
-too little clean data left) do not raise: the result carries an exclusion reason, shown in its QC
-row; a kept recording with a problem (truncated a little, non-finite data) has QC status warning.
-Input that a person must fix (unreadable file, no channel positions, a sampling rate that
-contradicts the sidecar, bad settings) raises an ``EegError`` naming the file, the problem and the
-fix.
+Data-quality failures (too few EEG channels or positioned channels, a truncated file, too many bad
+channels, too many missing common channels, too little clean data left) do not raise: the result
+carries an exclusion reason, shown in its QC row; a kept recording with a problem (truncated a
+little, non-finite data, channels dropped for lack of a position) has QC status warning. Input that
+a person must fix (unreadable file, no channel positions, a sampling rate that contradicts the
+sidecar, bad settings) raises an ``EegError`` naming the file, the problem and the fix.
 """
 
 from __future__ import annotations
@@ -50,6 +52,14 @@ CHANNEL_SETS: dict[str, list[str]] = {
 
 # Old 10-20 names and their 10-10 equivalents (matched case-insensitively).
 DEFAULT_ALIASES: dict[str, str] = {"T3": "T7", "T4": "T8", "T5": "P7", "T6": "P8"}
+# Both ways, for matching a montage that holds either spelling.
+_OLD_NEW: dict[str, str] = {
+    **{k.casefold(): v.casefold() for k, v in DEFAULT_ALIASES.items()},
+    **{v.casefold(): k.casefold() for k, v in DEFAULT_ALIASES.items()},
+}
+# Fewest EEG channels any recording needs: the robust bad-channel check compares each channel
+# with its 3 best-correlated others, and ICA needs several channels to separate anything.
+MIN_EEG_CHANNELS = 4
 
 # Template giving the reference positions of common channels (nearest-position mapping and the
 # interpolation of missing channels). colin27 replaces the deprecated standard_1005 in MNE >= 1.13.
@@ -132,6 +142,66 @@ def _limit(limit: int | float, n: int) -> int:
     if isinstance(limit, float) and limit < 1:
         return int(np.floor(limit * n))
     return int(limit)
+
+
+def min_eeg_channels(
+    common_channels: list[str], max_interpolated: int | float = DEFAULTS["max_interpolated"]
+) -> int:
+    """Fewest EEG channels a recording needs: enough to fill ``common_channels`` with at most
+    ``max_interpolated`` of them interpolated, and at least MIN_EEG_CHANNELS."""
+    n = len(common_channels)
+    return max(MIN_EEG_CHANNELS, n - _limit(max_interpolated, n))
+
+
+def _name_key(name: str) -> str:
+    """``name`` as matched: case folded, trailing dots and spaces stripped (EEGMMIDB's ``Fc5.``)."""
+    return name.strip().rstrip(". ").casefold()
+
+
+def _montage(montage: str | mne.channels.DigMontage) -> mne.channels.DigMontage:
+    """An MNE montage from its name; an unknown name raises ConfigError."""
+    if not isinstance(montage, str):
+        return montage
+    try:
+        with _quiet_ctx():  # deprecated names (standard_1005) still work until MNE removes them
+            return mne.channels.make_standard_montage(montage)
+    except ValueError as err:
+        raise ConfigError(
+            f"EEG montage {montage!r} is not an MNE montage; use one of"
+            f" {', '.join(mne.channels.get_builtin_montages())}."
+        ) from err
+
+
+def montage_match(
+    names: list[str],
+    montage: str | mne.channels.DigMontage,
+    aliases: Mapping[str, str] | None = None,
+) -> tuple[dict[str, str], list[str]]:
+    """Match channel ``names`` to a montage's names: ({name: montage name}, unmatched names).
+
+    Names match case-insensitively with trailing dots and spaces ignored (EEGMMIDB's ``Fc5.`` is
+    FC5), through ``aliases`` (a cohort's ``eeg.channel_aliases``, old -> new name), and between
+    the old and new 10-20 names T3/T7, T4/T8, T5/P7, T6/P8 (whichever the montage has). Each
+    montage name is taken once, names already spelled as in the montage first. An unknown montage
+    name raises ConfigError.
+    """
+    spelled = _montage(montage).ch_names
+    lookup = {_name_key(n): n for n in spelled}
+    alias = {_name_key(k): _name_key(v) for k, v in (aliases or {}).items()}
+    found: dict[str, str] = {}
+    taken: set[str] = set()
+    exact = [n for n in names if n in lookup.values()]
+    for name in exact + [n for n in names if n not in exact]:
+        key = _name_key(name)
+        via = alias.get(key, "")
+        for candidate in (via, key, _OLD_NEW.get(via, ""), _OLD_NEW.get(key, "")):
+            target = lookup.get(candidate)
+            if target is not None and target not in taken:
+                found[name] = target
+                taken.add(target)
+                break
+    matched = {n: found[n] for n in names if n in found}
+    return matched, [n for n in names if n not in found]
 
 
 def read_recording(bids_path: mne_bids.BIDSPath | str | Path) -> tuple[mne.io.BaseRaw, dict]:
@@ -349,17 +419,18 @@ def map_channel_names(
 ) -> dict[str, str]:
     """Rename channels (in place) to the common set's spelling; return {old: new}.
 
-    Names match case-insensitively, ``aliases`` map old names (T3) to common ones (T7). Channels
-    whose name matches ``pattern`` (EGI's numbered E1..E257) take the name of the common channel
-    whose template position (TEMPLATE_MONTAGE, on the recording's fitted head sphere) is nearest,
-    if within ``max_mm``: the usual way EGI caps are harmonised to 10-20 names.
+    Names match case-insensitively with trailing dots and spaces ignored, ``aliases`` map old names
+    (T3) to common ones (T7). Channels whose name matches ``pattern`` (EGI's numbered E1..E257)
+    take the name of the common channel whose template position (TEMPLATE_MONTAGE, on the
+    recording's fitted head sphere) is nearest, if within ``max_mm``: the usual way EGI caps are
+    harmonised to 10-20 names.
     """
-    wanted = {name.lower(): name for name in common_channels}
-    alias = {k.lower(): v for k, v in aliases.items()}
+    wanted = {_name_key(name): name for name in common_channels}
+    alias = {_name_key(k): v for k, v in aliases.items()}
     mapping: dict[str, str] = {}
     for name in raw.ch_names:
-        target = alias.get(name.lower(), name)
-        target = wanted.get(target.lower(), target)
+        target = alias.get(_name_key(name), name)
+        target = wanted.get(_name_key(target), target)
         if target != name and target not in raw.ch_names:
             mapping[name] = target
     present = {mapping.get(n, n) for n in raw.ch_names}
@@ -589,28 +660,83 @@ def _bad_duration(raw: mne.io.BaseRaw, prefix: str = "BAD") -> float:
     return float(mask.sum() / raw.info["sfreq"])
 
 
-def _set_positions(raw: mne.io.BaseRaw, settings: Mapping, source: str, log: dict) -> None:
-    """Keep electrodes.tsv positions, or apply the configured montage; none at all raises."""
+def _set_positions(
+    raw: mne.io.BaseRaw,
+    settings: Mapping,
+    source: str,
+    log: dict,
+    aliases: Mapping[str, str],
+    n_needed: int,
+) -> str | None:
+    """Keep electrodes.tsv positions, or apply the configured montage; none at all raises.
+
+    For a montage, channel names are matched with ``montage_match`` and renamed to the montage's
+    spelling first. EEG channels still without a position are dropped (a QC warning), unless fewer
+    than ``n_needed`` or than half of the EEG channels have one: that raises EegExclusion, which
+    lists the channels without a position. Returns the QC warning about dropped channels, if any.
+    """
+    eeg = [raw.ch_names[i] for i in mne.pick_types(raw.info, eeg=True, exclude=[])]
     if _eeg_positions(raw):
-        log["positions"] = "recording (electrodes.tsv)"
-        return
-    if settings["montage"] is None:
+        where = "recording (electrodes.tsv)"
+        fix = "add their positions to the recording's electrodes.tsv"
+    elif settings["montage"] is None:
         raise EegError(
             source,
             "no EEG channel has a position (no electrodes.tsv).",
             "add electrodes.tsv and coordsystem.json to the BIDS folder, or set the EEG"
             " 'montage' setting to the cap's MNE montage name (e.g. 'biosemi64').",
         )
-    try:
+    else:
+        name = settings["montage"]
+        try:
+            montage = _montage(name)
+        except ConfigError as err:
+            raise EegError(
+                source,
+                f"cannot apply montage {name!r}: it is not an MNE montage.",
+                f"set the cohort file's eeg.montage to one of"
+                f" {', '.join(mne.channels.get_builtin_montages())}.",
+            ) from err
+        matched, _ = montage_match(eeg, montage, aliases)
+        renamed = {k: v for k, v in matched.items() if k != v and v not in raw.ch_names}
+        if renamed:
+            raw.rename_channels(renamed, verbose=False)
+            eeg = [renamed.get(c, c) for c in eeg]
         with _quiet_ctx():
-            raw.set_montage(settings["montage"], match_case=False, on_missing="warn", verbose=False)
-    except ValueError as err:
-        raise EegError(
+            raw.set_montage(montage, on_missing="ignore", verbose=False)
+        log["renamed"] = renamed
+        where = f"montage {name}"
+        fix = (
+            f"map these names to {name} names in the cohort file's eeg.channel_aliases, or set the"
+            " cohort file's eeg.montage to the cap's MNE montage"
+        )
+    positioned = _eeg_positions(raw)
+    unpositioned = [c for c in eeg if c not in positioned]
+    n_eeg, n_pos = len(eeg), len(eeg) - len(unpositioned)
+    log.update(
+        {
+            "positions": f"{where}: {n_pos} of {n_eeg} EEG channels positioned",
+            "n_eeg": n_eeg,
+            "n_positioned": n_pos,
+            "unpositioned": unpositioned,
+        }
+    )
+    if not unpositioned:
+        return None
+    if n_pos < max(n_needed, n_eeg / 2):
+        raise EegExclusion(
             source,
-            f"cannot apply montage {settings['montage']!r} ({err}).",
-            f"use one of {', '.join(mne.channels.get_builtin_montages())}.",
-        ) from err
-    log["positions"] = f"montage {settings['montage']}"
+            f"{where} positions only {n_pos} of {n_eeg} EEG channels, fewer than half of them or"
+            f" the {n_needed} the common channel set needs; no position for"
+            f" {', '.join(unpositioned)}.",
+            f"{fix}.",
+        )
+    raw.drop_channels(unpositioned)
+    log["dropped"] = unpositioned
+    return (
+        f"no position ({where}) for {len(unpositioned)} of {n_eeg} EEG channels, dropped:"
+        f" {', '.join(unpositioned)}. Fix: {fix}"
+    )
 
 
 def _versions() -> dict[str, str]:
@@ -649,6 +775,24 @@ def preprocess_recording(
         "warnings": [],
     }
     result = EegResult(source=source, raw=None, sidecar=sidecar)
+    n_needed = min_eeg_channels(common_channels, settings["max_interpolated"])
+    eeg = [raw.ch_names[i] for i in mne.pick_types(raw.info, eeg=True, exclude=[])]
+    if len(eeg) < n_needed:
+        n_common = len(common_channels)
+        why = (
+            f"to fill the {n_common}-channel common set with at most"
+            f" {_limit(settings['max_interpolated'], n_common)} interpolated (max_interpolated"
+            f" {settings['max_interpolated']:g})"
+            if n_needed > MIN_EEG_CHANNELS
+            else "for bad-channel detection (each channel is compared with its 3 best-correlated"
+            " others) and ICA"
+        )
+        sidecar["exclusion"] = (
+            f"only {len(eeg)} EEG channels ({', '.join(eeg) or 'none'}); at least {n_needed} are"
+            f" needed {why}. Fix: none if the recording has no more; if channels.tsv gives EEG"
+            " channels another type (MISC, EOG), correct their type there."
+        )
+        return result
     _check_duration(raw, meta, settings, sidecar)
     if sidecar["exclusion"]:
         return result
@@ -680,8 +824,14 @@ def preprocess_recording(
             )
         sidecar["warnings"] += notes
     log: dict[str, Any] = {"step": "positions"}
-    _set_positions(raw, settings, source, log)
     steps.append(log)
+    try:
+        dropped = _set_positions(raw, settings, source, log, aliases, n_needed)
+    except EegExclusion as err:
+        sidecar["exclusion"] = f"{err.problem} Fix: {err.fix}"
+        return result
+    if dropped:
+        sidecar["warnings"].append(dropped)
     mapping = map_channel_names(
         raw,
         common_channels,

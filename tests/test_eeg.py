@@ -556,3 +556,118 @@ def test_planted_adhd_theta_beta_effect_survives(results: dict, participants, tr
     size = truth["effects"]["eeg_power"]["size"]
     assert 0.3 * 2 * size < diff < 2 * 2 * size, diff
     assert t > 2.0, t
+
+
+# ---------------------------------------------------------------------------- channel names
+
+# The 64 channels of the 10-10 system as EEGMMIDB (PhysioNet's motor imagery set) names them.
+EEGMMIDB = [
+    "Fc5.", "Fc3.", "Fc1.", "Fcz.", "Fc2.", "Fc4.", "Fc6.", "C5..", "C3..", "C1..", "Cz..",
+    "C2..", "C4..", "C6..", "Cp5.", "Cp3.", "Cp1.", "Cpz.", "Cp2.", "Cp4.", "Cp6.", "Fp1.",
+    "Fpz.", "Fp2.", "Af7.", "Af3.", "Afz.", "Af4.", "Af8.", "F7..", "F5..", "F3..", "F1..",
+    "Fz..", "F2..", "F4..", "F6..", "F8..", "Ft7.", "Ft8.", "T7..", "T8..", "T9..", "T10.",
+    "Tp7.", "Tp8.", "P7..", "P5..", "P3..", "P1..", "Pz..", "P2..", "P4..", "P6..", "P8..",
+    "Po7.", "Po3.", "Poz.", "Po4.", "Po8.", "O1..", "Oz..", "O2..", "Iz..",
+]  # fmt: skip
+
+
+def _bids_without_positions(root: Path, names: list[str], seconds: float = 12.0) -> Path:
+    """A BIDS BrainVision recording of ``names`` (EEG, 160 Hz, no electrodes.tsv): 10-Hz alpha
+    and slow noise spread smoothly over the head (by the names' colin27 positions), plus a
+    little channel noise, so neighbouring channels correlate as in real EEG."""
+    import mne_bids
+
+    from mcsp.eeg import montage_match
+
+    rng = np.random.default_rng(0)
+    sfreq = 160.0
+    n = int(seconds * sfreq)
+    matched, _ = montage_match(names, "colin27_1005")
+    montage = mne.channels.make_standard_montage("colin27_1005").get_positions()["ch_pos"]
+    xyz = np.array([montage[matched[c]] if c in matched else rng.normal(0, 0.05, 3) for c in names])
+    t = np.arange(n) / sfreq
+    sources = np.vstack(
+        [np.sin(2 * np.pi * 10 * t), *np.cumsum(rng.normal(size=(3, n)), axis=1) / 20]
+    )
+    mixing = np.column_stack([np.ones(len(names)), xyz / 0.08])
+    data = (mixing @ sources + 0.1 * rng.normal(size=(len(names), n))) * 10e-6
+    info = mne.create_info(names, sfreq, "eeg")
+    info["line_freq"] = 60.0
+    raw = mne.io.RawArray(data, info, verbose=False)
+    path = mne_bids.BIDSPath(subject="01", task="rest", datatype="eeg", root=root)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        mne_bids.write_raw_bids(
+            raw, path, format="BrainVision", allow_preload=True, overwrite=True, verbose=False
+        )
+    return path.copy().update(suffix="eeg", extension=".vhdr").fpath
+
+
+def test_montage_match_normalises_names() -> None:
+    from mcsp.eeg import montage_match
+
+    matched, unmatched = montage_match(EEGMMIDB, "colin27_1005")
+    assert unmatched == [] and list(matched) == EEGMMIDB
+    assert [matched[c] for c in ("Fc5.", "Fcz.", "Fp1.", "Afz.", "T10.", "Iz..")] == [
+        "FC5", "FCz", "Fp1", "AFz", "T10", "Iz",
+    ]  # fmt: skip
+    # the same spelling as MNE's EEGMMIDB helper
+    raw = mne.io.RawArray(np.zeros((64, 2)), mne.create_info(EEGMMIDB, 160.0, "eeg"), verbose=False)
+    mne.datasets.eegbci.standardize(raw)
+    assert list(matched.values()) == raw.ch_names
+    # old/new 10-20 names both ways, cohort aliases, each montage name once
+    matched, unmatched = montage_match(
+        ["T3", "t6.", "EXG1", "Cz", "CZ."], "biosemi64", {"EXG1": "Fpz"}
+    )
+    assert matched == {"T3": "T7", "t6.": "P8", "EXG1": "Fpz", "Cz": "Cz"} and unmatched == ["CZ."]
+    assert montage_match(["T7", "P8"], "colin27_1005")[0] == {"T7": "T7", "P8": "P8"}
+    assert montage_match(["T3", "T7"], "colin27_1005")[0] == {"T3": "T3", "T7": "T7"}
+    with pytest.raises(ConfigError, match="not an MNE montage"):
+        montage_match(["Cz"], "no_such_cap")
+
+
+def test_eegmmidb_names_cleaned(tmp_path: Path) -> None:
+    vhdr = _bids_without_positions(tmp_path, EEGMMIDB)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        result = preprocess_recording(vhdr, {**SETTINGS, "montage": "standard_1005"})
+    assert result.exclusion is None, result.exclusion
+    assert result.raw.ch_names == COMMON and qc_row(result)["status"] == "ok"
+    positions = next(s for s in result.sidecar["steps"] if s["step"] == "positions")
+    assert positions["positions"] == "montage standard_1005: 64 of 64 EEG channels positioned"
+    assert positions["renamed"]["Fc5."] == "FC5" and positions["unpositioned"] == []
+    assert result.sidecar["ica"]["labeler"] == "iclabel"  # ICLabel found every position
+
+
+def test_unmatched_names_excluded_or_dropped(tmp_path: Path) -> None:
+    names = [f"X{i}" for i in range(20)]
+    vhdr = _bids_without_positions(tmp_path / "none", names)
+    row = qc_row(preprocess_recording(vhdr, {**FAST, "montage": "biosemi64"}))
+    assert row["status"] == "excluded"
+    assert row["reason"] == (
+        "montage biosemi64 positions only 0 of 20 EEG channels, fewer than half of them or the"
+        f" 15 the common channel set needs; no position for {', '.join(names)}. Fix: map these"
+        " names to biosemi64 names in the cohort file's eeg.channel_aliases, or set the cohort"
+        " file's eeg.montage to the cap's MNE montage."
+    )
+    # the cohort's aliases fix it; two unknown extra channels are dropped with a warning
+    aliases = dict(zip(names, COMMON, strict=False))
+    result = preprocess_recording(vhdr, {**FAST, "montage": "biosemi64"}, aliases=aliases)
+    assert result.exclusion is None and result.raw.ch_names == COMMON
+    row = qc_row(result)
+    assert row["status"] == "warning" and row["reason"] == (
+        "no position (montage biosemi64) for 1 of 20 EEG channels, dropped: X19. Fix: map these"
+        " names to biosemi64 names in the cohort file's eeg.channel_aliases, or set the cohort"
+        " file's eeg.montage to the cap's MNE montage"
+    )
+
+
+def test_too_few_channels_excluded_for_the_real_reason(tmp_path: Path) -> None:
+    vhdr = _bids_without_positions(tmp_path, ["Fz", "Cz", "Pz"])
+    row = qc_row(preprocess_recording(vhdr, {**FAST, "montage": "biosemi64"}))
+    assert row["status"] == "excluded" and row["reason"] == (
+        "only 3 EEG channels (Fz, Cz, Pz); at least 15 are needed to fill the 19-channel common"
+        " set with at most 4 interpolated (max_interpolated 0.25). Fix: none if the recording has"
+        " no more; if channels.tsv gives EEG channels another type (MISC, EOG), correct their"
+        " type there."
+    )
