@@ -71,17 +71,27 @@ _DESCRIPTIONS = {
 }
 
 
+class UnusableCohortError(CohortError):
+    """No recording of the cohort is usable; ``inventory`` holds every row and its reason."""
+
+    def __init__(self, message: str, inventory: Inventory) -> None:
+        super().__init__(message)
+        self.inventory = inventory
+
+
 @dataclass(frozen=True, eq=False)
 class Inventory:
     """The cohort inventory: one row per subject × session × modality × task × run.
 
     Columns: ``cohort, subject, session, modality, task, run, path, sidecar, derivative, site``,
-    one nullable ``Int64`` column per label, then ``status`` and ``reason``.
+    one nullable ``Int64`` column per label, then ``status`` and ``reason``. ``notes`` are
+    cohort-level warnings (e.g. label values outside a mapping) shown in the summary.
     """
 
     cohort: str
     table: pd.DataFrame
     bids_root: str = ""
+    notes: tuple[str, ...] = ()
 
     @property
     def labels(self) -> list[str]:
@@ -121,7 +131,13 @@ class Inventory:
         columns = {
             c: _DESCRIPTIONS.get(c, f"Class of label {c}; n/a when none.") for c in self.table
         }
-        sidecar = {"Cohort": self.cohort, "BidsRoot": self.bids_root, "Columns": columns}
+        sidecar: dict[str, Any] = {
+            "Cohort": self.cohort,
+            "BidsRoot": self.bids_root,
+            "Columns": columns,
+        }
+        if self.notes:
+            sidecar["Notes"] = list(self.notes)
         write_text(_sidecar_of(path), json.dumps(sidecar, indent=2, ensure_ascii=False) + "\n")
 
 
@@ -148,7 +164,7 @@ def read_inventory(path: str | Path) -> Inventory:
     if sidecar.is_file():
         meta = json.loads(sidecar.read_text())
     cohort = meta.get("Cohort") or (table["cohort"].iloc[0] if len(table) else "")
-    return Inventory(cohort, table, meta.get("BidsRoot", ""))
+    return Inventory(cohort, table, meta.get("BidsRoot", ""), tuple(meta.get("Notes") or ()))
 
 
 def build_inventory(cohort: Mapping[str, Any]) -> Inventory:
@@ -170,6 +186,7 @@ def build_inventory(cohort: Mapping[str, Any]) -> Inventory:
     labels = _label_specs(cohort)
     site_column = (cohort.get("participants") or {}).get("site_column")
     participants = _read_participants(root, labels, site_column)
+    notes = mapping_warnings(root / "participants.tsv", participants, labels, name)
     subject_dirs = sorted(  # sub-004-bak/ is no subject: its files are excluded as misplaced
         p.name[4:]
         for p in root.iterdir()
@@ -222,12 +239,14 @@ def build_inventory(cohort: Mapping[str, Any]) -> Inventory:
         .drop(columns="_order")
         .reset_index(drop=True)
     )
+    inventory = Inventory(name, table, str(root), tuple(notes))
     if not table["status"].isin(["ok", "warning"]).any():
-        raise CohortError(
+        raise UnusableCohortError(
             f"{root}: no subject has a usable fMRI or EEG recording ({len(table)} rows checked). "
             "Most common problems:\n  "
             + "\n  ".join(_describe_groups(_problem_groups(table), limit=3))
-            + "\nFix these (or the cohort file's tasks/extensions), then run `mcsp cohort check`."
+            + "\nFix these (or the cohort file's tasks/extensions), then run `mcsp cohort check`.",
+            inventory,
         )
     log.info(
         "cohort %s: %d subjects, %d rows in %.1f s",
@@ -236,7 +255,7 @@ def build_inventory(cohort: Mapping[str, Any]) -> Inventory:
         len(table),
         time.perf_counter() - start,
     )
-    return Inventory(name, table, str(root))
+    return inventory
 
 
 def check_cohort(
@@ -245,7 +264,9 @@ def check_cohort(
     """Load a cohort file, build its inventory, write the TSV and a ``.txt`` summary beside it.
 
     ``out`` defaults to ``results/NAME/inventory.tsv`` (relative to the working directory).
-    With ``strict``, any excluded recording raises CohortError once the table is written.
+    With ``strict``, any excluded recording raises CohortError once the table is written. A
+    cohort with no usable recording gets its table and summary written too (every row with its
+    reason), then raises ``UnusableCohortError``.
     """
     from mcsp.config import load_cohort
 
@@ -255,15 +276,25 @@ def check_cohort(
             f"{cohort_file}: format synthetic has no input folder to inventory; its inventory is "
             "written with its contract files (`mcsp cohort synth FILE --out results/NAME`)."
         )
-    if cohort["format"] == "bids":
-        inventory = build_inventory(cohort)
-    else:
-        from mcsp.imports import build_imported_inventory
+    unusable: UnusableCohortError | None = None
+    try:
+        if cohort["format"] == "bids":
+            inventory = build_inventory(cohort)
+        else:
+            from mcsp.imports import build_imported_inventory
 
-        inventory = build_imported_inventory(cohort)
+            inventory = build_imported_inventory(cohort)
+    except UnusableCohortError as err:
+        unusable, inventory = err, err.inventory
     out = Path(out) if out is not None else Path("results") / inventory.cohort / "inventory.tsv"
     inventory.write(out)
     write_text(out.with_suffix(".txt"), inventory.summary() + "\n")
+    if unusable is not None:
+        raise UnusableCohortError(
+            f"{unusable}\nThe inventory with every row's reason is in {out} (summary "
+            f"{out.with_suffix('.txt')}).",
+            inventory,
+        ) from unusable
     excluded = inventory.table[inventory.table["status"] == "excluded"]
     if strict and len(excluded):
         first = excluded.iloc[0]
@@ -461,6 +492,42 @@ def _check_mappings(
             )
 
 
+def mapping_warnings(
+    path: Path,
+    participants: Mapping[str, Mapping[str, str | None]] | None,
+    labels: Mapping[str, tuple[str, dict[str, int]]],
+    cohort: str,
+) -> list[str]:
+    """Warnings (also logged) for label columns holding values their mapping lacks.
+
+    ``_check_mappings`` refuses a mapping that matches nothing; this names the values a partial
+    mapping leaves out and how many subjects they make n/a.
+    """
+    notes = []
+    for label, (column, mapping) in labels.items():
+        counts: dict[str, int] = defaultdict(int)
+        for row in (participants or {}).values():
+            value = row.get(column)
+            if value is not None and _lookup(mapping, value) is None:
+                counts[value] += 1
+        if not counts:
+            continue
+        shown = [
+            f"{_text(v)} ({k} subject{'s' if k > 1 else ''})" for v, k in sorted(counts.items())
+        ]
+        n = sum(counts.values())
+        note = (
+            f"{path}: column {column} has value(s) not in labels.{label}.mapping: "
+            f"{_shorten(shown, 8)}; {n} subject{'s get' if n > 1 else ' gets'} {label} n/a. "
+            f"Fix: add them to labels.{label}.mapping in config/cohorts/{cohort}.yaml "
+            f"(mapping keys: {_shorten([_text(k) for k in mapping], 8)}), unless they are meant "
+            "to be n/a."
+        )
+        log.warning("%s", note)
+        notes.append(note)
+    return notes
+
+
 def _text(value: str | None) -> str:
     return "n/a" if value is None else repr(value)
 
@@ -489,32 +556,49 @@ def _fmriprep_context(cohort: Mapping[str, Any], root: Path) -> _Fmriprep:
     folder = Path(os.path.abspath(folder))
     precomputed = config.get("runtime", "precomputed") == "precomputed"
     space = config.get("output_space", "MNI152NLin2009cAsym")
-    return _Fmriprep(folder, _derivatives_problem(folder), precomputed, space)
+    return _Fmriprep(folder, _derivatives_problem(folder, root), precomputed, space)
 
 
-def _derivatives_problem(path: Path) -> str | None:
-    """Why the fMRIPrep folder cannot be indexed by pybids, or None."""
-    example = (
-        '{"Name": "fMRIPrep", "BIDSVersion": "1.9.0", "DatasetType": "derivative", '
-        '"GeneratedBy": [{"Name": "fMRIPrep"}]}'
+def _derivatives_problem(path: Path, bids_root: Path | None = None) -> str | None:
+    """Why the fMRIPrep folder cannot be indexed by pybids, or None.
+
+    The fix offered is always to point ``fmriprep.derivatives`` at fMRIPrep's own output folder,
+    never to write into it (mcsp never writes into input data).
+    """
+    default = (bids_root / "derivatives" / "fmriprep") if bids_root else None
+    where = (
+        "set fmriprep.derivatives in the cohort file to fMRIPrep's output folder, the one "
+        "holding fMRIPrep's own dataset_description.json and the sub-*/[ses-*/]func/ outputs"
+        + (f" (by default {default})" if default else "")
     )
     if not path.is_dir():
         return (
-            f"fMRIPrep derivatives folder {path} does not exist (set fmriprep.derivatives, "
-            "or fmriprep.runtime to apptainer/docker to run fMRIPrep)"
+            f"fMRIPrep derivatives folder {path} does not exist: {where}, or set "
+            "fmriprep.runtime to apptainer/docker to run fMRIPrep"
         )
     description = path / "dataset_description.json"
     if not description.is_file():
-        return f"fMRIPrep derivatives folder {path} has no dataset_description.json (add {example})"
+        inner = sorted(p.parent for p in path.glob("*/dataset_description.json"))
+        hint = f"; did you mean {inner[0]}?" if inner else ""
+        return (
+            f"fMRIPrep derivatives folder {path} has no dataset_description.json, so it is not "
+            f"the folder fMRIPrep wrote: {where}{hint} (mcsp never writes into input data)"
+        )
     try:
         content = json.loads(description.read_text(encoding="utf-8"))
     except (OSError, ValueError):
-        return f"{description} is empty or not valid JSON (expected e.g. {example})"
+        return (
+            f"{description} is empty or not valid JSON, which fMRIPrep never writes: {where}, "
+            "or re-copy fMRIPrep's output"
+        )
     if not isinstance(content, dict):
-        return f"{description} is not a JSON object (expected e.g. {example})"
+        return f"{description} is not a JSON object, so not fMRIPrep's: {where}"
     kind = content.get("DatasetType", "derivative")
     if kind != "derivative":
-        return f"{description} says DatasetType {kind!r}, not 'derivative': is this the raw data?"
+        return (
+            f"{description} says DatasetType {kind!r}, not 'derivative': is this the raw data? "
+            f"{where[0].upper()}{where[1:]}"
+        )
     generated = content.get("GeneratedBy")
     names = (
         [g.get("Name") for g in generated if isinstance(g, dict)]
@@ -522,7 +606,10 @@ def _derivatives_problem(path: Path) -> str | None:
         else []
     )
     if not any(names) and not (content.get("PipelineDescription") or {}).get("Name"):
-        return f"{description} has no GeneratedBy Name (pybids needs it, e.g. {example})"
+        return (
+            f"{description} has no GeneratedBy Name (pybids needs it; fMRIPrep writes "
+            f'GeneratedBy [{{"Name": "fMRIPrep", …}}]), so it is not fMRIPrep\'s: {where}'
+        )
     return None
 
 
@@ -1026,6 +1113,9 @@ def _summary(inventory: Inventory) -> str:
             parts = [f"class {int(c)}: {n}" for c, n in counts.items()]
             parts.append(f"n/a: {int(subjects[label].isna().sum())}")
             lines.append(f"  {label}: " + ", ".join(parts))
+    if inventory.notes:
+        lines.append(f"Warnings ({len(inventory.notes)}):")
+        lines += [f"  {note}" for note in inventory.notes]
     groups = _problem_groups(table)
     if groups:
         lines.append(f"Problems ({len(groups)} kinds; reason — subjects, rows):")

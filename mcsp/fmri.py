@@ -27,6 +27,9 @@ from mcsp.exceptions import McspError
 from mcsp.io import atomic_output, write_text
 
 STRATEGIES = ("simple", "srp", "compcor", "scrubbing", "ica_aroma")
+# Default share of constant (zero-variance or empty) ROIs above which a run is excluded: the same
+# for BIDS runs (fmri.max_constant_roi_fraction) and imported ones (see mcsp.imports).
+MAX_CONSTANT_ROI_FRACTION = 0.1
 # Columns of the per-cohort fMRI QC table (BIDS runs and imported time series alike).
 QC_COLUMNS = [
     "cohort",
@@ -146,7 +149,12 @@ def _load_confounds(
         )
     # nilearn finds the confounds from the image name: give it both side by side.
     with tempfile.TemporaryDirectory(prefix="mcsp-confounds-") as tmp:
-        name = bold.name if re.search(r"_bold\.nii(\.gz)?$", bold.name) else "bold.nii.gz"
+        # nilearn accepts only `.nii.gz` names; it reads the name, not the image, so an
+        # uncompressed `_bold.nii` is linked under the `.nii.gz` name (in the temporary folder).
+        if re.search(r"_bold\.nii(\.gz)?$", bold.name):
+            name = re.sub(r"\.nii$", ".nii.gz", bold.name)
+        else:
+            name = "bold.nii.gz"
         if strategy == "ica_aroma" and "desc-smoothAROMAnonaggr" not in name:
             name = "sub-x_desc-smoothAROMAnonaggr_bold.nii.gz"
         elif "_desc-" not in name:
@@ -259,6 +267,7 @@ def clean_and_parcellate(
     high_pass: float | None = 0.01,
     tr: float | None = None,
     space: str | None = None,
+    max_constant_roi_fraction: float = MAX_CONSTANT_ROI_FRACTION,
 ) -> ParcellationResult:
     """Clean one fMRIPrep BOLD run and extract ROI time series with ``atlas``.
 
@@ -266,7 +275,9 @@ def clean_and_parcellate(
     ``std_dvars_threshold`` (each None = no censoring; the ``scrubbing`` strategy also drops short
     segments, nilearn's ``scrub``). A run keeping fewer than ``max(min_volumes,
     min_kept_fraction × steady-state volumes)`` comes back excluded. ``space`` is the data's
-    template (default: the ``space-`` entity of the file name).
+    template (default: the ``space-`` entity of the file name); a non-MNI one raises
+    ``FmriInputError``. A run with more than ``max_constant_roi_fraction`` of its ROIs constant
+    (no signal: off the field of view or mask) comes back excluded.
     """
     bold, confounds = Path(bold), Path(confounds)
     mask = None if mask is None else Path(mask)
@@ -282,9 +293,11 @@ def clean_and_parcellate(
             "be parcellated with it: use an MNI-space atlas or resample the atlas yourself."
         )
     if data_space is not None and not is_mni(data_space):
-        raise AtlasError(
-            f"BOLD file {bold} is in space {data_space!r} but atlas {atlas.name} is in "
-            f"{atlas.space!r}: use fMRIPrep's MNI output (--output-spaces MNI152NLin2009cAsym)."
+        raise FmriInputError(
+            f"BOLD file {bold} is in space {data_space!r}, not an MNI template, so atlas "
+            f"{atlas.name} ({atlas.space}) does not fit it: set fmriprep.output_space in the "
+            "cohort file to an MNI space (fMRIPrep --output-spaces MNI152NLin2009cAsym) and use "
+            "that output."
         )
     if mask is not None and not mask.is_file():
         raise FmriInputError(
@@ -407,7 +420,28 @@ def clean_and_parcellate(
     qc["zero_variance_rois"] = zero
     qc["empty_rois"] = empty
     sidecar["ZeroVarianceROIs"] = zero
+    reason = constant_roi_reason(
+        len(zero), table.shape[1], max_constant_roi_fraction, "fmri.max_constant_roi_fraction"
+    )
+    if reason:
+        qc["status"] = "excluded"
+        qc["reason"] = (
+            f"{reason}: the BOLD or its brain mask covers only part of the brain (slab "
+            f"acquisition or failed registration?); check {bold.name} and its mask, use an atlas "
+            "of the covered regions, or raise fmri.max_constant_roi_fraction"
+        )
+        return ParcellationResult(pd.DataFrame(columns=atlas.labels), sidecar, qc)
     return ParcellationResult(table, sidecar, qc)
+
+
+def constant_roi_reason(n_constant: int, n_roi: int, limit: float, setting: str) -> str | None:
+    """Why a run with ``n_constant`` of ``n_roi`` constant ROIs is over ``limit``; None if not."""
+    if n_roi == 0 or n_constant <= limit * n_roi:
+        return None
+    return (
+        f"{n_constant} of {n_roi} ROIs constant ({n_constant / n_roi:.0%}, more than "
+        f"{setting} {limit:g})"
+    )
 
 
 def _columns(masker, atlas: Atlas, n_out: int, empty: list[str]) -> list[str]:

@@ -20,7 +20,8 @@ Formats
     (interpolated output); censored output is taken as is. ``mean_fd`` is the mean
     ``framewise_displacement`` of ``<source>_motion.tsv``, else NaN.
 
-Constant-ROI policy (``timeseries.max_constant_roi_fraction``, default 0.1)
+Constant-ROI policy (``timeseries.max_constant_roi_fraction``, default 0.1, as BIDS runs'
+``fmri.max_constant_roi_fraction``: ``mcsp.fmri.constant_roi_reason`` for both)
     A constant ROI column (zero variance; all zero or all ``n/a``, i.e. no coverage) is kept in
     the contract (``n/a`` written as 0; standardising leaves zeros and ``functional_connectivity``
     gives such ROIs FC 0) and listed in the QC ``zero_variance_rois`` and the sidecar's
@@ -64,6 +65,7 @@ from mcsp.bids import (
     NA_VALUES,
     TAIL_COLUMNS,
     Inventory,
+    UnusableCohortError,
     _describe_groups,
     _label_specs,
     _lookup,
@@ -73,10 +75,18 @@ from mcsp.bids import (
     _Sidecars,
     _subject_info,
     file_problem,
+    mapping_warnings,
     parse_name,
 )
 from mcsp.exceptions import CohortError, ConfigError
-from mcsp.fmri import QC_COLUMNS, ParcellationResult, timeseries_path, write_timeseries
+from mcsp.fmri import (
+    MAX_CONSTANT_ROI_FRACTION,
+    QC_COLUMNS,
+    ParcellationResult,
+    constant_roi_reason,
+    timeseries_path,
+    write_timeseries,
+)
 from mcsp.parallel import process_pool
 
 log = logging.getLogger(__name__)
@@ -143,6 +153,7 @@ def build_imported_inventory(cohort: Mapping[str, Any], *, n_jobs: int = 1) -> I
     name = str(cohort["name"])
     labels = _label_specs(cohort)
     site_column = (cohort.get("participants") or {}).get("site_column")
+    notes: list[str] = []
     if fmt == "abide_pcp":
         root = _check_folder(cohort, "timeseries.path")
         records = _abide_records(root, cohort)
@@ -159,6 +170,7 @@ def build_imported_inventory(cohort: Mapping[str, Any], *, n_jobs: int = 1) -> I
         bids_root = _check_folder(cohort, "bids_root")
         records = _xcpd_records(root, cohort)
         participants = _read_participants(bids_root, labels, site_column)
+        notes = mapping_warnings(bids_root / "participants.tsv", participants, labels, name)
         info = {}
         for record in records:
             site, values, warnings = _subject_info(
@@ -186,12 +198,14 @@ def build_imported_inventory(cohort: Mapping[str, Any], *, n_jobs: int = 1) -> I
         table[label] = table[label].astype("Int64")
     table = table.sort_values(["subject", "session", "task", "run", "path"], kind="stable")
     table = table.reset_index(drop=True)
+    inventory = Inventory(name, table, protected, tuple(notes))
     if not table["status"].isin(["ok", "warning"]).any():
-        raise CohortError(
+        raise UnusableCohortError(
             f"{root}: no usable time-series file ({len(table)} checked). Most common problems:\n  "
             + "\n  ".join(_describe_groups(_problem_groups(table), limit=3))
             + "\nFix these (or the cohort file's timeseries settings), then run "
-            "`mcsp cohort check`."
+            "`mcsp cohort check`.",
+            inventory,
         )
     log.info(
         "cohort %s (%s): %d files, %d usable in %.1f s",
@@ -201,7 +215,7 @@ def build_imported_inventory(cohort: Mapping[str, Any], *, n_jobs: int = 1) -> I
         int(table["status"].isin(["ok", "warning"]).sum()),
         time.perf_counter() - start,
     )
-    return Inventory(name, table, protected)
+    return inventory
 
 
 def _format(cohort: Mapping[str, Any]) -> str:
@@ -246,7 +260,7 @@ def _check_folder(cohort: Mapping[str, Any], key: str) -> Path:
 
 def _max_constant_fraction(cohort: Mapping[str, Any]) -> float:
     value = _setting(cohort, "timeseries.max_constant_roi_fraction")
-    return 0.1 if value is None else float(value)
+    return MAX_CONSTANT_ROI_FRACTION if value is None else float(value)
 
 
 def _new_record(path: Path, subject: str, session: str, task: str, run: str) -> dict[str, Any]:
@@ -604,15 +618,11 @@ def _parse(path: Path, fmt: str, expected: tuple[str, ...] | None, limit: float)
     parsed.data = data
     parsed.zero_variance = [labels[i] for i in np.flatnonzero(zero)]
     parsed.empty = [labels[i] for i in np.flatnonzero(empty)]
-    n_zero, n_roi = len(parsed.zero_variance), len(labels)
-    if n_zero > limit * n_roi:
-        parsed.problems.append(
-            (
-                "excluded",
-                f"{n_zero} of {n_roi} ROIs constant ({n_zero / n_roi:.0%}, more than "
-                f"timeseries.max_constant_roi_fraction {limit:g})",
-            )
-        )
+    reason = constant_roi_reason(
+        len(parsed.zero_variance), len(labels), limit, "timeseries.max_constant_roi_fraction"
+    )
+    if reason:
+        parsed.problems.append(("excluded", reason))
     return parsed
 
 

@@ -14,7 +14,14 @@ import pandas as pd
 import pytest
 import yaml
 
-from mcsp.bids import EMPTY_FILE, Inventory, build_inventory, check_cohort, read_inventory
+from mcsp.bids import (
+    EMPTY_FILE,
+    Inventory,
+    UnusableCohortError,
+    build_inventory,
+    check_cohort,
+    read_inventory,
+)
 from mcsp.exceptions import CohortError, ConfigError
 
 SPACE = "MNI152NLin2009cAsym"
@@ -360,6 +367,38 @@ def test_label_mapping_matching_no_value_is_refused(dataset: Path) -> None:
     assert only(build_inventory(cohort_for(root)), subject="01", modality="fmri")["status"] == "ok"
 
 
+def test_label_mapping_matching_some_values_warns_with_counts(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """mapping {control: 0, ADHD: 1} on a column of TD/ADHD: TD subjects n/a, said loudly."""
+    participants = [
+        {"participant_id": f"sub-{i:02d}", "site": "A", "dx": "ADHD" if i <= 8 else "TD"}
+        for i in range(1, 25)
+    ]
+    root = make_dataset(tmp_path / "bids", participants)
+    for i in range(1, 25):
+        add_fmri(root, f"{i:02d}")
+    labels = {"dx": {"column": "dx", "mapping": {"control": 0, "ADHD": 1}}}
+    with caplog.at_level(logging.WARNING, logger="mcsp.bids"):
+        inventory = build_inventory(cohort_for(root, labels=labels, eeg={"tasks": []}))
+    note = (
+        f"{root / 'participants.tsv'}: column dx has value(s) not in labels.dx.mapping: "
+        "'TD' (16 subjects); 16 subjects get dx n/a. Fix: add them to labels.dx.mapping in "
+        "config/cohorts/tiny.yaml (mapping keys: 'control', 'ADHD'), unless they are meant "
+        "to be n/a."
+    )
+    assert inventory.notes == (note,)
+    assert note in caplog.text
+    summary = inventory.summary()
+    assert "dx: class 1: 8, n/a: 16" in summary and f"Warnings (1):\n  {note}" in summary
+    out = tmp_path / "results" / "inventory.tsv"
+    inventory.write(out)
+    assert read_inventory(out).summary() == summary
+    # a full mapping says nothing
+    labels["dx"]["mapping"]["TD"] = 0
+    assert build_inventory(cohort_for(root, labels=labels, eeg={"tasks": []})).notes == ()
+
+
 def test_yaml_boolean_mapping_keys_are_refused(dataset: Path, tmp_path: Path) -> None:
     cohort = cohort_for(dataset)
     del cohort["labels"]
@@ -574,6 +613,26 @@ def test_derivatives_folder_without_description_excludes_fmri_without_crash(data
     assert set(fmri["status"]) == {"excluded"}
     assert "has no dataset_description.json" in fmri["reason"].iloc[0]
     assert set(rows(inventory, modality="eeg")["status"]) == {"ok"}
+
+
+def test_derivatives_without_description_points_at_fmriprep_folder(
+    dataset: Path, tmp_path: Path
+) -> None:
+    """The fix names where fMRIPrep's folder should be; it never asks to write into the input."""
+    inner = tmp_path / "deriv" / "fmriprep"
+    inner.parent.mkdir()
+    fmriprep_dir(dataset).rename(inner)
+    outer = inner.parent
+    inventory = build_inventory(cohort_for(dataset, fmriprep={"derivatives": str(outer)}))
+    reason = only(inventory, subject="01", modality="fmri")["reason"]
+    assert reason == (
+        f"fMRIPrep derivatives folder {outer} has no dataset_description.json, so it is not the "
+        "folder fMRIPrep wrote: set fmriprep.derivatives in the cohort file to fMRIPrep's output "
+        "folder, the one holding fMRIPrep's own dataset_description.json and the "
+        f"sub-*/[ses-*/]func/ outputs (by default {dataset / 'derivatives' / 'fmriprep'}); did "
+        f"you mean {inner}? (mcsp never writes into input data)"
+    )
+    assert "add {" not in reason and not (outer / "dataset_description.json").exists()
 
 
 def test_derivatives_folder_elsewhere_and_not_a_derivative(dataset: Path, tmp_path: Path) -> None:
@@ -800,6 +859,33 @@ def test_check_cohort_writes_table_and_summary(dataset: Path, tmp_path: Path) ->
     inventory = check_cohort(cohort_file, out)
     assert read_inventory(out).table.equals(inventory.table)
     assert out.with_suffix(".txt").read_text() == inventory.summary() + "\n"
+
+
+def test_check_cohort_writes_table_of_unusable_cohort_then_fails(
+    tmp_path: Path,
+) -> None:
+    """Nothing usable: the table (every row with its reason) and summary are written, then error."""
+    root = make_dataset(tmp_path / "bids")
+    for sub in ("01", "02"):
+        add_fmri(root, sub, data=b"", preproc=b"")
+        add_eeg(root, sub, "eyesopen", data=b"")
+    cohort_file = tmp_path / "cohorts" / "tiny.yaml"
+    write(cohort_file, yaml.safe_dump(cohort_for(root)))
+    out = tmp_path / "results" / "tiny" / "inventory.tsv"
+    with pytest.raises(UnusableCohortError) as err:
+        check_cohort(cohort_file, out)
+    message = str(err.value)
+    assert "no subject has a usable fMRI or EEG recording" in message
+    assert f"The inventory with every row's reason is in {out}" in message
+    table = read_inventory(out).table
+    assert len(table) == 4 and set(table["status"]) == {"excluded"}
+    assert (table["reason"] != "").all()
+    assert EMPTY_FILE in set(table["reason"])
+    assert (
+        "Usable subjects (status ok or warning): fMRI 0, EEG 0"
+        in out.with_suffix(".txt").read_text()
+    )
+    assert isinstance(err.value, CohortError)
 
 
 def test_check_cohort_strict_fails_on_exclusions(dataset: Path, tmp_path: Path) -> None:

@@ -20,6 +20,8 @@ from mcsp.fmri import (
     FmriInputError,
     clean_and_parcellate,
     functional_connectivity,
+    process_run,
+    run_files,
     timeseries_path,
     write_timeseries,
 )
@@ -192,7 +194,9 @@ def test_sphere_outside_mask_left_empty(cohort: dict, seitzman) -> None:
         networks=None,
     )
     run = _run(cohort)
-    result = clean_and_parcellate(run["bold"], run["mask"], run["confounds"], atlas, **FAST)
+    result = clean_and_parcellate(
+        run["bold"], run["mask"], run["confounds"], atlas, max_constant_roi_fraction=0.5, **FAST
+    )
     assert result.ok and list(result.timeseries.columns) == ["a", "b", "outside"]
     assert result.qc["empty_rois"] == ["outside"] and "outside" in result.qc["zero_variance_rois"]
     assert (result.timeseries["outside"] == 0).all() and result.timeseries["a"].std() > 0
@@ -205,8 +209,70 @@ def test_space_mismatch_refused(cohort: dict, seitzman, tmp_path: Path) -> None:
         clean_and_parcellate(run["bold"], run["mask"], run["confounds"], native)
     t1w = tmp_path / run["bold"].name.replace("space-MNI152NLin2009cAsym", "space-T1w")
     shutil.copy(run["bold"], t1w)
-    with pytest.raises(AtlasError, match="T1w"):
+    with pytest.raises(FmriInputError, match=r"(?s)space 'T1w'.*fmriprep\.output_space"):
         clean_and_parcellate(t1w, None, run["confounds"], seitzman, tr=2.0)
+
+
+def test_non_mni_run_recorded_as_exclusion(cohort: dict, tmp_path: Path) -> None:
+    """A BOLD run in T1w space is an excluded run with the reason, not a failed workflow."""
+    run = _copy_run(_run(cohort), tmp_path / "in")
+    t1w = run["bold"].with_name(run["bold"].name.replace("space-MNI152NLin2009cAsym", "space-T1w"))
+    run["bold"].rename(t1w)
+    settings = {"name": "seitzman300"}
+    out = tmp_path / "out" / "sub-x_task-rest_atlas-seitzman300_timeseries.tsv"
+    qc = process_run(t1w, settings, FAST, out)
+    assert qc["status"] == "excluded"
+    assert "space 'T1w', not an MNI template" in qc["reason"] and str(t1w) in qc["reason"]
+    assert json.loads(out.with_suffix(".json").read_text())["QC"]["status"] == "excluded"
+    with pytest.raises(FmriInputError, match="T1w"):
+        process_run(t1w, settings, FAST, out, strict=True)
+
+
+def test_uncompressed_bold(cohort: dict, seitzman, tmp_path: Path) -> None:
+    """An uncompressed fMRIPrep `.nii` BOLD is parcellated; the input folder is left untouched."""
+    run = _copy_run(_run(cohort), tmp_path / "in")
+    gz = nib.load(run["bold"])
+    nii = run["bold"].with_name(run["bold"].name.replace(".nii.gz", ".nii"))
+    nib.save(nib.Nifti1Image(np.asanyarray(gz.dataobj), gz.affine, gz.header), nii)
+    run["bold"].unlink()
+    before = sorted(p.name for p in nii.parent.iterdir())
+    files = run_files(nii)
+    assert files["mask"] == run["mask"] and files["confounds"] == run["confounds"]
+    result = clean_and_parcellate(
+        files["bold"], files["mask"], files["confounds"], seitzman, **FAST
+    )
+    assert result.ok, result.qc["reason"]
+    assert result.timeseries.shape == (result.qc["n_kept"], 300)
+    reference = clean_and_parcellate(
+        _run(cohort)["bold"], run["mask"], run["confounds"], seitzman, **FAST
+    )
+    np.testing.assert_allclose(result.timeseries, reference.timeseries, atol=1e-5)
+    assert sorted(p.name for p in nii.parent.iterdir()) == before
+
+
+def test_slab_run_excluded_by_constant_roi_limit(cohort: dict, seitzman, tmp_path: Path) -> None:
+    """A slab acquisition (few axial slices, most ROIs without signal) is excluded with counts."""
+    run = _copy_run(_run(cohort), tmp_path)
+    for key in ("bold", "mask"):
+        img = nib.load(run[key])
+        data = np.asanyarray(img.dataobj).copy()
+        z = data.shape[2] // 2
+        data[:, :, : z - 1] = 0
+        data[:, :, z + 2 :] = 0
+        nib.save(nib.Nifti1Image(data, img.affine, img.header), run[key])
+    result = clean_and_parcellate(run["bold"], run["mask"], run["confounds"], seitzman, **FAST)
+    n_constant = len(result.qc["zero_variance_rois"])
+    assert result.qc["status"] == "excluded" and n_constant > 30
+    assert (
+        f"{n_constant} of 300 ROIs constant ({n_constant / 300:.0%}, more than "
+        "fmri.max_constant_roi_fraction 0.1)" in result.qc["reason"]
+    )
+    assert "raise fmri.max_constant_roi_fraction" in result.qc["reason"]
+    assert result.timeseries.empty
+    kept = clean_and_parcellate(
+        run["bold"], run["mask"], run["confounds"], seitzman, max_constant_roi_fraction=1.0, **FAST
+    )
+    assert kept.ok and kept.timeseries.shape[1] == 300
 
 
 # --- cleaning and parcellation ----------------------------------------------------------------
