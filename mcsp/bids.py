@@ -228,6 +228,8 @@ def build_inventory(cohort: Mapping[str, Any]) -> Inventory:
     rows = []
     for record in records:
         site, values, warnings = _subject_info(record["subject"], participants, labels, site_column)
+        if record["modality"] == "eeg" and not record["problems"]:
+            _check_positions(record, cohort, site, root)
         rows.append(_row(name, record, site, values, warnings))
     table = pd.DataFrame(rows, columns=HEAD_COLUMNS + list(labels) + TAIL_COLUMNS)
     for label in labels:
@@ -902,6 +904,48 @@ def _eeg_record(path: Path, root: Path, sidecars: _Sidecars) -> dict[str, Any]:
     elif nearest is not None and not _positive(metadata.get("SamplingFrequency")):
         problems.append(("excluded", f"sidecar {_rel(nearest, root)} has no SamplingFrequency"))
     return record
+
+
+def _check_positions(
+    record: dict[str, Any], cohort: Mapping[str, Any], site: str, root: Path
+) -> None:
+    """Before any job: the cohort's montage must position at least half of a recording's EEG
+    channels (names from its channels.tsv; mcsp.eeg.montage_match, which cleaning uses too), or
+    the recording is excluded with the unmatched names; fewer stray ones are a warning."""
+    montage = (cohort.get("eeg") or {}).get("montage")
+    if isinstance(montage, Mapping):
+        montage = montage.get(site)
+    path = Path(record["path"])
+    channels = path.with_name(re.sub(r"_eeg\.[^.]+$", "_channels.tsv", path.name))
+    if not montage or not channels.is_file():
+        return
+    table = pd.read_csv(channels, sep="\t", dtype=str, keep_default_na=False)
+    if "name" not in table:
+        return
+    kinds = table["type"].str.upper() if "type" in table else pd.Series("EEG", index=table.index)
+    names = table.loc[kinds == "EEG", "name"].tolist()
+    if not names:
+        return
+    from mcsp.eeg import montage_match
+
+    aliases = (cohort.get("eeg") or {}).get("channel_aliases")
+    matched, unmatched = montage_match(names, montage, aliases)
+    if not unmatched:
+        return
+    shown = ", ".join(unmatched[:12]) + (f" … ({len(unmatched)})" if len(unmatched) > 12 else "")
+    fix = (
+        f"map them to {montage} names in the cohort file's eeg.channel_aliases, or set eeg.montage "
+        "to the cap's MNE montage"
+    )
+    if len(matched) < max(4, len(names) / 2):
+        reason = (
+            f"montage {montage} positions only {len(matched)} of {len(names)} EEG channels "
+            f"({channels.name}); no position for {shown}. Fix: {fix}"
+        )
+        record["problems"].append(("excluded", reason))
+    else:
+        reason = f"montage {montage}: no position for {shown} (dropped when cleaning). Fix: {fix}"
+        record["problems"].append(("warning", reason))
 
 
 def _mark_duplicates(records: list[dict[str, Any]], extensions: list[str]) -> None:

@@ -897,3 +897,28 @@ def test_check_cohort_strict_fails_on_exclusions(dataset: Path, tmp_path: Path) 
     with pytest.raises(CohortError, match="strict mode and 1 recording") as err:
         check_cohort(cohort_file, out, strict=True)
     assert "sub-03" in str(err.value) and out.is_file()
+
+
+def test_montage_that_positions_too_few_channels_is_reported_before_any_job(
+    tmp_path: Path,
+) -> None:
+    """EEGMMIDB names (`Fc5.`) match standard_1005; names no montage knows exclude the
+    recording in the inventory, naming them; a stray channel is a warning."""
+    root = make_dataset(tmp_path / "bids")
+    eegmmidb = ["Fc5.", "Fc3.", "Fcz.", "C3..", "Cz..", "C4..", "Cp3.", "Pz..", "O1..", "O2.."]
+    layouts = {"01": eegmmidb, "02": [f"X{i}" for i in range(10)], "03": [*eegmmidb, "EXG1"]}
+    for sub, names in layouts.items():
+        add_subject(root, sub)
+        for task in EEG_TASKS:
+            folder, name = prefix(sub, task=task)
+            table = "name\ttype\n" + "".join(f"{n}\tEEG\n" for n in names) + "VEOG\tEOG\n"
+            (root / folder / "eeg" / f"{name}_channels.tsv").write_text(table)
+    inventory = build_inventory(cohort_for(root, eeg={"montage": "standard_1005"}))
+    eeg = rows(inventory, modality="eeg")
+    assert (eeg.loc[eeg["subject"] == "01", "status"] == "ok").all()
+    bad = eeg[eeg["subject"] == "02"]
+    assert (bad["status"] == "excluded").all()
+    assert bad["reason"].str.contains("positions only 0 of 10 EEG channels").all()
+    assert bad["reason"].str.contains("X0, X1").all() and bad["reason"].str.contains("alias").all()
+    stray = eeg[eeg["subject"] == "03"]
+    assert (stray["status"] == "warning").all() and stray["reason"].str.contains("EXG1").all()
