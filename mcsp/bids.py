@@ -183,9 +183,9 @@ def build_inventory(cohort: Mapping[str, Any]) -> Inventory:
     start = time.perf_counter()
     name = str(cohort["name"])
     root = _check_root(cohort)
-    labels = _label_specs(cohort)
+    labels = label_specs(cohort)
     site_column = (cohort.get("participants") or {}).get("site_column")
-    participants = _read_participants(root, labels, site_column)
+    participants = read_participants(root, labels, site_column)
     notes = mapping_warnings(root / "participants.tsv", participants, labels, name)
     subject_dirs = sorted(  # sub-004-bak/ is no subject: its files are excluded as misplaced
         p.name[4:]
@@ -209,7 +209,7 @@ def build_inventory(cohort: Mapping[str, Any]) -> Inventory:
     layout = _layout(root, deriv_root, extensions)
     func = _data_files(layout, "func", "bold", [".nii", ".nii.gz"])
     eeg_files = _data_files(layout, "eeg", "eeg", extensions)
-    sidecars = _Sidecars(root)
+    sidecars = Sidecars(root)
     records: list[dict[str, Any]] = []
     if fmriprep is not None:
         if deriv_root:
@@ -227,10 +227,10 @@ def build_inventory(cohort: Mapping[str, Any]) -> Inventory:
 
     rows = []
     for record in records:
-        site, values, warnings = _subject_info(record["subject"], participants, labels, site_column)
+        site, values, warnings = subject_info(record["subject"], participants, labels, site_column)
         if record["modality"] == "eeg" and not record["problems"]:
             _check_positions(record, cohort, site, root)
-        rows.append(_row(name, record, site, values, warnings))
+        rows.append(inventory_row(name, record, site, values, warnings))
     table = pd.DataFrame(rows, columns=HEAD_COLUMNS + list(labels) + TAIL_COLUMNS)
     for label in labels:
         table[label] = table[label].astype("Int64")
@@ -246,7 +246,7 @@ def build_inventory(cohort: Mapping[str, Any]) -> Inventory:
         raise UnusableCohortError(
             f"{root}: no subject has a usable fMRI or EEG recording ({len(table)} rows checked). "
             "Most common problems:\n  "
-            + "\n  ".join(_describe_groups(_problem_groups(table), limit=3))
+            + "\n  ".join(describe_groups(problem_groups(table), limit=3))
             + "\nFix these (or the cohort file's tasks/extensions), then run `mcsp cohort check`.",
             inventory,
         )
@@ -257,54 +257,6 @@ def build_inventory(cohort: Mapping[str, Any]) -> Inventory:
         len(table),
         time.perf_counter() - start,
     )
-    return inventory
-
-
-def check_cohort(
-    cohort_file: str | Path, out: str | Path | None = None, *, strict: bool = False
-) -> Inventory:
-    """Load a cohort file, build its inventory, write the TSV and a ``.txt`` summary beside it.
-
-    ``out`` defaults to ``results/NAME/inventory.tsv`` (relative to the working directory).
-    With ``strict``, any excluded recording raises CohortError once the table is written. A
-    cohort with no usable recording gets its table and summary written too (every row with its
-    reason), then raises ``UnusableCohortError``.
-    """
-    from mcsp.config import load_cohort
-
-    cohort = load_cohort(cohort_file)
-    if cohort["format"] == "synthetic":
-        raise ConfigError(
-            f"{cohort_file}: format synthetic has no input folder to inventory; its inventory is "
-            "written with its contract files (`mcsp cohort synth FILE --out results/NAME`)."
-        )
-    unusable: UnusableCohortError | None = None
-    try:
-        if cohort["format"] == "bids":
-            inventory = build_inventory(cohort)
-        else:
-            from mcsp.imports import build_imported_inventory
-
-            inventory = build_imported_inventory(cohort)
-    except UnusableCohortError as err:
-        unusable, inventory = err, err.inventory
-    out = Path(out) if out is not None else Path("results") / inventory.cohort / "inventory.tsv"
-    inventory.write(out)
-    write_text(out.with_suffix(".txt"), inventory.summary() + "\n")
-    if unusable is not None:
-        raise UnusableCohortError(
-            f"{unusable}\nThe inventory with every row's reason is in {out} (summary "
-            f"{out.with_suffix('.txt')}).",
-            inventory,
-        ) from unusable
-    excluded = inventory.table[inventory.table["status"] == "excluded"]
-    if strict and len(excluded):
-        first = excluded.iloc[0]
-        raise CohortError(
-            f"{cohort_file}: strict mode and {len(excluded)} recording(s) excluded, e.g. "
-            f"sub-{first['subject']} {first['modality']} {first['path'] or ''}: {first['reason']}. "
-            f"See {out}; fix the data or set strict: false to record exclusions and go on."
-        )
     return inventory
 
 
@@ -339,7 +291,7 @@ def _check_root(cohort: Mapping[str, Any]) -> Path:
     return root
 
 
-def _label_specs(cohort: Mapping[str, Any]) -> dict[str, tuple[str, dict[str, int]]]:
+def label_specs(cohort: Mapping[str, Any]) -> dict[str, tuple[str, dict[str, int]]]:
     """{label: (participants.tsv column, {value: class})} of the cohort's labels.
 
     Raises:
@@ -368,7 +320,7 @@ def _label_specs(cohort: Mapping[str, Any]) -> dict[str, tuple[str, dict[str, in
     return specs
 
 
-def _read_participants(
+def read_participants(
     root: Path, labels: Mapping[str, tuple[str, dict[str, int]]], site_column: str | None
 ) -> dict[str, dict[str, str | None]] | None:
     """participants.tsv as {subject: {column: value or None}}; None when the file is absent.
@@ -483,7 +435,7 @@ def _check_mappings(
     table = list(rows)
     for label, (column, mapping) in labels.items():
         values = sorted({row[column] for row in table if row.get(column) is not None})
-        if values and all(_lookup(mapping, value) is None for value in values):
+        if values and all(lookup_label(mapping, value) is None for value in values):
             raise CohortError(
                 f"{path}: no value of column {column} is in the mapping of label {label}, so "
                 f"every subject would have {label} n/a. Values in {column}: "
@@ -510,7 +462,7 @@ def mapping_warnings(
         counts: dict[str, int] = defaultdict(int)
         for row in (participants or {}).values():
             value = row.get(column)
-            if value is not None and _lookup(mapping, value) is None:
+            if value is not None and lookup_label(mapping, value) is None:
                 counts[value] += 1
         if not counts:
             continue
@@ -678,7 +630,7 @@ def _rel(path: Path, root: Path) -> str:
     return os.path.relpath(path, root) if path.is_relative_to(root) else str(path)
 
 
-class _Sidecars:
+class Sidecars:
     """Resolves and reads JSON sidecars by the BIDS inheritance rule, with caches."""
 
     def __init__(self, root: Path) -> None:
@@ -829,9 +781,7 @@ def raw_key(entities: Mapping[str, str]) -> tuple:
     return tuple(sorted((k, v) for k, v in entities.items() if k not in _DERIVATIVE_ONLY))
 
 
-def _fmri_record(
-    path: Path, root: Path, sidecars: _Sidecars, fmriprep: _Fmriprep
-) -> dict[str, Any]:
+def _fmri_record(path: Path, root: Path, sidecars: Sidecars, fmriprep: _Fmriprep) -> dict[str, Any]:
     record = _record(path, "fmri", root)
     if record["misplaced"]:
         return record
@@ -885,7 +835,7 @@ def _fmri_record(
     return record
 
 
-def _eeg_record(path: Path, root: Path, sidecars: _Sidecars) -> dict[str, Any]:
+def _eeg_record(path: Path, root: Path, sidecars: Sidecars) -> dict[str, Any]:
     record = _record(path, "eeg", root)
     if record["misplaced"]:
         return record
@@ -1022,7 +972,7 @@ def _missing_records(
 # --- labels, site, status ------------------------------------------------------------------------
 
 
-def _lookup(mapping: Mapping[str, int], value: str) -> int | None:
+def lookup_label(mapping: Mapping[str, int], value: str) -> int | None:
     """Class of ``value``; keys compare as strings, then as numbers (YAML 1 matches '1.0')."""
     if value in mapping:
         return mapping[value]
@@ -1039,7 +989,7 @@ def _lookup(mapping: Mapping[str, int], value: str) -> int | None:
     return None
 
 
-def _subject_info(
+def subject_info(
     subject: str,
     participants: Mapping[str, Mapping[str, str | None]] | None,
     labels: Mapping[str, tuple[str, dict[str, int]]],
@@ -1060,7 +1010,7 @@ def _subject_info(
     causes: dict[tuple[str, str | None], list[str]] = defaultdict(list)
     for label, (column, mapping) in labels.items():
         raw = row.get(column)
-        values[label] = None if raw is None else _lookup(mapping, raw)
+        values[label] = None if raw is None else lookup_label(mapping, raw)
         if values[label] is None:
             causes[(column, raw)].append(label)
     if labels and all(v is None for v in values.values()):
@@ -1081,7 +1031,7 @@ def _subject_info(
     return site, values, warnings
 
 
-def _row(
+def inventory_row(
     cohort: str,
     record: dict[str, Any],
     site: str,
@@ -1101,7 +1051,7 @@ def _row(
 # --- summary -------------------------------------------------------------------------------------
 
 
-def _problem_groups(table: pd.DataFrame) -> list[tuple[str, list[str], int]]:
+def problem_groups(table: pd.DataFrame) -> list[tuple[str, list[str], int]]:
     """(reason with entity labels generalised, subjects, rows), most subjects first."""
     subjects: dict[str, set[str]] = defaultdict(set)
     rows: dict[str, int] = defaultdict(int)
@@ -1114,7 +1064,7 @@ def _problem_groups(table: pd.DataFrame) -> list[tuple[str, list[str], int]]:
     return sorted(groups, key=lambda g: (-len(g[1]), g[0]))
 
 
-def _describe_groups(groups: list[tuple[str, list[str], int]], limit: int) -> list[str]:
+def describe_groups(groups: list[tuple[str, list[str], int]], limit: int) -> list[str]:
     lines = []
     for reason, subjects, n_rows in groups[:limit]:
         shown = ", ".join(f"sub-{s}" for s in subjects[:5])
@@ -1160,10 +1110,10 @@ def _summary(inventory: Inventory) -> str:
     if inventory.notes:
         lines.append(f"Warnings ({len(inventory.notes)}):")
         lines += [f"  {note}" for note in inventory.notes]
-    groups = _problem_groups(table)
+    groups = problem_groups(table)
     if groups:
         lines.append(f"Problems ({len(groups)} kinds; reason — subjects, rows):")
-        lines += ["  " + line for line in _describe_groups(groups, limit=12)]
+        lines += ["  " + line for line in describe_groups(groups, limit=12)]
     else:
         lines.append("Problems: none")
     return "\n".join(lines)

@@ -34,7 +34,7 @@ def _synth(args: argparse.Namespace) -> None:
 
 
 def _cohort_check(args: argparse.Namespace) -> None:
-    from mcsp.bids import check_cohort
+    from mcsp.cohorts import check_cohort
 
     inventory = check_cohort(args.cohort_file, args.out, strict=args.strict)
     print(inventory.summary())

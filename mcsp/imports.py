@@ -65,18 +65,18 @@ from mcsp.bids import (
     NA_VALUES,
     TAIL_COLUMNS,
     Inventory,
+    Sidecars,
     UnusableCohortError,
-    _describe_groups,
-    _label_specs,
-    _lookup,
-    _problem_groups,
-    _read_participants,
-    _row,
-    _Sidecars,
-    _subject_info,
+    describe_groups,
     file_problem,
+    inventory_row,
+    label_specs,
+    lookup_label,
     mapping_warnings,
     parse_name,
+    problem_groups,
+    read_participants,
+    subject_info,
 )
 from mcsp.exceptions import CohortError, ConfigError
 from mcsp.fmri import (
@@ -151,7 +151,7 @@ def build_imported_inventory(cohort: Mapping[str, Any], *, n_jobs: int = 1) -> I
     start = time.perf_counter()
     fmt = _format(cohort)
     name = str(cohort["name"])
-    labels = _label_specs(cohort)
+    labels = label_specs(cohort)
     site_column = (cohort.get("participants") or {}).get("site_column")
     notes: list[str] = []
     if fmt == "abide_pcp":
@@ -169,11 +169,11 @@ def build_imported_inventory(cohort: Mapping[str, Any], *, n_jobs: int = 1) -> I
         root = _check_folder(cohort, "timeseries.path")
         bids_root = _check_folder(cohort, "bids_root")
         records = _xcpd_records(root, cohort)
-        participants = _read_participants(bids_root, labels, site_column)
+        participants = read_participants(bids_root, labels, site_column)
         notes = mapping_warnings(bids_root / "participants.tsv", participants, labels, name)
         info = {}
         for record in records:
-            site, values, warnings = _subject_info(
+            site, values, warnings = subject_info(
                 record["subject"], participants, labels, site_column
             )
             info[record["subject"]] = (site, values, [("warning", w) for w in warnings])
@@ -192,7 +192,7 @@ def build_imported_inventory(cohort: Mapping[str, Any], *, n_jobs: int = 1) -> I
             warning = _repetition_time(cohort, fmt, Path(record["path"]), site)[2]
             if warning:
                 record["problems"].append(("warning", warning))
-        rows.append(_row(name, record, site, values, []))
+        rows.append(inventory_row(name, record, site, values, []))
     table = pd.DataFrame(rows, columns=HEAD_COLUMNS + list(labels) + TAIL_COLUMNS)
     for label in labels:
         table[label] = table[label].astype("Int64")
@@ -202,7 +202,7 @@ def build_imported_inventory(cohort: Mapping[str, Any], *, n_jobs: int = 1) -> I
     if not table["status"].isin(["ok", "warning"]).any():
         raise UnusableCohortError(
             f"{root}: no usable time-series file ({len(table)} checked). Most common problems:\n  "
-            + "\n  ".join(_describe_groups(_problem_groups(table), limit=3))
+            + "\n  ".join(describe_groups(problem_groups(table), limit=3))
             + "\nFix these (or the cohort file's timeseries settings), then run "
             "`mcsp cohort check`.",
             inventory,
@@ -450,7 +450,7 @@ def _phenotype_info(
     causes = []
     for label, (column, mapping) in labels.items():
         raw = row.get(column)
-        values[label] = None if raw is None else _lookup(mapping, raw)
+        values[label] = None if raw is None else lookup_label(mapping, raw)
         if values[label] is None:
             causes.append(f"{column} is n/a" if raw is None else f"{column} {raw!r} not mapped")
     if labels and all(v is None for v in values.values()):
@@ -716,7 +716,7 @@ def _xcpd_metadata(cohort: Mapping[str, Any], path: Path) -> list[tuple[str, dic
         with contextlib.suppress(ValueError):
             rel = path.parent.relative_to(Path(os.path.abspath(ts_root)))
             raw = root / rel / f"{source}_bold.nii.gz"
-            nearest, merged, _ = _Sidecars(root).resolve(raw, "bold")
+            nearest, merged, _ = Sidecars(root).resolve(raw, "bold")
             if nearest is not None:
                 metadata.append((f"{nearest} (BIDS inheritance)", merged))
     return metadata
@@ -792,7 +792,7 @@ def import_timeseries(
     fmt = _format(cohort)
     out_dir = Path(out_dir)
     _check_output(cohort, inventory, out_dir)
-    labels = _label_specs(cohort)
+    labels = label_specs(cohort)
     site_column = (cohort.get("participants") or {}).get("site_column")
     fd_by_subject: dict[str, float] = {}
     if fmt == "abide_pcp":

@@ -19,9 +19,9 @@ from mcsp.bids import (
     Inventory,
     UnusableCohortError,
     build_inventory,
-    check_cohort,
     read_inventory,
 )
+from mcsp.cohorts import check_cohort
 from mcsp.exceptions import CohortError, ConfigError
 
 SPACE = "MNI152NLin2009cAsym"

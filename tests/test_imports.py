@@ -14,7 +14,8 @@ import pandas as pd
 import pytest
 import yaml
 
-from mcsp.bids import EMPTY_FILE, check_cohort, read_inventory
+from mcsp.bids import EMPTY_FILE, read_inventory
+from mcsp.cohorts import check_cohort
 from mcsp.config import load_cohort
 from mcsp.exceptions import CohortError, ConfigError
 from mcsp.fmri import QC_COLUMNS

@@ -2,7 +2,7 @@
 
 import logging
 
-from mcsp.bids import check_cohort
+from mcsp.cohorts import check_cohort
 from mcsp.logs import log_to
 
 with log_to(snakemake.log[0]):  # noqa: F821
