@@ -7,7 +7,7 @@ STAMP := $(VENV)/.mcsp-installed
 .PHONY: install demo test lint clean
 
 $(STAMP): pyproject.toml
-	@command -v $(PYTHON) >/dev/null || { echo "mcsp needs Python 3.11: install it (Debian: apt-get install python3.11 python3.11-venv) or run make PYTHON=/path/to/python3.11"; exit 1; }
+	@command -v $(PYTHON) >/dev/null || { echo "mcsp needs Python 3.11, 3.12 or 3.13: install one (Debian: apt-get install python3.11 python3.11-venv) or run make PYTHON=/path/to/python3.12"; exit 1; }
 	$(PYTHON) -m venv $(VENV) || { echo "python -m venv failed: on Debian install python3.11-venv"; exit 1; }
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e '.[dev]'

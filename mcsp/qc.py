@@ -40,7 +40,7 @@ def summarise(folder: str | Path) -> str:
             lines.append(
                 f"  kept runs: median mean FD {ok['mean_fd'].median():.3f} mm, median "
                 f"{ok['pct_censored'].median():.1f}% censored, median {ok['n_kept'].median():.0f}"
-                f" volumes kept, {int((ok['zero_variance_rois'].fillna('') != '').sum())} runs "
+                f" volumes kept, {int(ok['zero_variance_rois'].notna().sum())} runs "
                 "with zero-variance ROIs"
             )
         lines += _reasons(table)
