@@ -60,3 +60,26 @@ def summarise(folder: str | Path) -> str:
             )
         lines += _reasons(table)
     return "\n".join(lines)
+
+
+def lost_modalities(results_dir: str | Path, cohorts: list[str]) -> list[str]:
+    """One message per cohort and modality whose recordings were all excluded (none usable)
+    although the cohort has some, with the most common reason: printed at the end of a run, so
+    a modality that vanished is not only an ``n/a`` in the evaluation table."""
+    messages = []
+    for cohort in cohorts:
+        for modality, name in (("fmri", "fMRI runs"), ("eeg", "EEG recordings")):
+            path = Path(results_dir) / cohort / f"{modality}_qc.tsv"
+            if not path.is_file():
+                continue
+            table = pd.read_csv(path, sep="\t", dtype={"subject": str})
+            tried = table[table["status"].isin(("ok", "warning", "excluded"))]
+            if tried.empty or tried["status"].isin(("ok", "warning")).any():
+                continue
+            reasons = _reasons(tried)
+            messages.append(
+                f"cohort {cohort}: all {len(tried)} {name} were excluded, so the study has none "
+                f"from it; most common reason:\n{reasons[0] if reasons else '    (none given)'}\n"
+                f"  See {path} (`mcsp qc {path.parent}`) and fix the cause or the settings."
+            )
+    return messages

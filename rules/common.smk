@@ -1,5 +1,6 @@
 # Config validation (once), cohort files, wildcard constraints and input functions.
 import functools
+import sys
 from pathlib import Path
 
 from mcsp.bids import output_stem, read_inventory
@@ -44,6 +45,10 @@ onstart:
 
 onsuccess:
     release(Path(RESULTS) / LOCK_NAME)
+    from mcsp.qc import lost_modalities
+
+    for message in lost_modalities(RESULTS, list(COHORTS)):
+        print(f"WARNING: {message}", file=sys.stderr)
 
 
 onerror:

@@ -148,3 +148,22 @@ def test_config_check_refuses_two_cohorts_on_one_folder(
         main(["config", "check", str(cohorts / "site.yaml"), str(cohorts / "sitecopy.yaml")]) == 2
     )
     assert main(["config", "check", str(cohorts / "site.yaml")]) == 0
+
+
+def test_a_modality_whose_recordings_were_all_excluded_is_named(tmp_path: Path) -> None:
+    """22 runs excluded for a confounds file that fits no strategy: the end-of-run warning."""
+    from mcsp.qc import lost_modalities
+
+    folder = tmp_path / "hbn"
+    folder.mkdir()
+    confounds = "/data/sub-01_desc-confounds_timeseries.tsv"
+    reason = f"Confounds file {confounds} does not fit strategy 'simple'"
+    pd.DataFrame(
+        {"subject": [f"{i:02d}" for i in range(22)], "status": "excluded", "reason": reason}
+    ).to_csv(folder / "fmri_qc.tsv", sep="\t", index=False)
+    eeg = {"subject": ["01", "02", "03"], "status": ["ok", "excluded", "missing"], "reason": ""}
+    pd.DataFrame(eeg).to_csv(folder / "eeg_qc.tsv", sep="\t", index=False)
+    messages = lost_modalities(tmp_path, ["hbn", "absent"])
+    assert len(messages) == 1
+    assert "cohort hbn: all 22 fMRI runs were excluded" in messages[0]
+    assert "22 × Confounds file <file> does not fit strategy 'simple'" in messages[0]
