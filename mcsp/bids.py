@@ -34,6 +34,7 @@ log = logging.getLogger(__name__)
 
 MODALITIES = ("fmri", "eeg")
 STATUSES = ("ok", "warning", "excluded", "missing")
+USABLE = ("ok", "warning")  # statuses whose recordings go on (QC tables, store, DAG)
 HEAD_COLUMNS = [
     "cohort",
     "subject",
@@ -242,7 +243,7 @@ def build_inventory(cohort: Mapping[str, Any]) -> Inventory:
         .reset_index(drop=True)
     )
     inventory = Inventory(name, table, str(root), tuple(notes))
-    if not table["status"].isin(["ok", "warning"]).any():
+    if not table["status"].isin(USABLE).any():
         raise UnusableCohortError(
             f"{root}: no subject has a usable fMRI or EEG recording ({len(table)} rows checked). "
             "Most common problems:\n  "
@@ -856,15 +857,21 @@ def _eeg_record(path: Path, root: Path, sidecars: Sidecars) -> dict[str, Any]:
     return record
 
 
+def cohort_montage(cohort: Mapping[str, Any], site: str | None) -> str | None:
+    """The cohort's MNE montage for a recording of ``site`` (cohort file ``eeg.montage``)."""
+    montage = (cohort.get("eeg") or {}).get("montage")
+    if isinstance(montage, Mapping):
+        return montage.get(site) if site else None
+    return montage
+
+
 def _check_positions(
     record: dict[str, Any], cohort: Mapping[str, Any], site: str, root: Path
 ) -> None:
     """Before any job: the cohort's montage must position at least half of a recording's EEG
     channels (names from its channels.tsv; mcsp.eeg.montage_match, which cleaning uses too), or
     the recording is excluded with the unmatched names; fewer stray ones are a warning."""
-    montage = (cohort.get("eeg") or {}).get("montage")
-    if isinstance(montage, Mapping):
-        montage = montage.get(site)
+    montage = cohort_montage(cohort, site)
     path = Path(record["path"])
     channels = path.with_name(re.sub(r"_eeg\.[^.]+$", "_channels.tsv", path.name))
     if not montage or not channels.is_file():
@@ -1086,7 +1093,7 @@ def _summary(inventory: Inventory) -> str:
         + (f" — BIDS root {inventory.bids_root}" if inventory.bids_root else ""),
         f"Subjects: {len(per_subject)} (by site: {by_site})",
     ]
-    usable = table[table["status"].isin(["ok", "warning"])]
+    usable = table[table["status"].isin(USABLE)]
     with_mod = {m: set(usable.loc[usable["modality"] == m, "subject"]) for m in MODALITIES}
     lines.append(
         f"Usable subjects (status ok or warning): fMRI {len(with_mod['fmri'])}, "

@@ -108,8 +108,9 @@ def _fmri_parcellate(args: argparse.Namespace) -> None:
 
 
 def _eeg_clean(args: argparse.Namespace) -> None:
+    from mcsp.bids import cohort_montage
     from mcsp.config import load_cohort, load_config
-    from mcsp.eeg import CHANNEL_SETS, DEFAULT_ALIASES, cohort_montage, process_recording
+    from mcsp.eeg import CHANNEL_SETS, DEFAULT_ALIASES, process_recording
 
     eeg = load_config(args.config)["eeg"]
     settings = {**eeg["preprocessing"], "montage": None}

@@ -120,13 +120,18 @@ _FORMAT_KEYS = {
 }
 
 
+def _dotted(mapping: Mapping[str, Any], dotted: str) -> Any:
+    """The value at ``a.b.c`` in nested mappings; None when a level is missing."""
+    value: Any = mapping
+    for part in dotted.split("."):
+        value = value.get(part) if isinstance(value, Mapping) else None
+    return value
+
+
 def _check_format(cohort: Mapping[str, Any], path: str | Path) -> None:
     """Keys required by the cohort's ``format`` must be set (not null)."""
     for dotted in _FORMAT_KEYS[cohort["format"]]:
-        value: Any = cohort
-        for part in dotted.split("."):
-            value = value.get(part) if isinstance(value, Mapping) else None
-        if value in (None, ""):
+        if _dotted(cohort, dotted) in (None, ""):
             raise ConfigError(
                 f"{path}: format {cohort['format']!r} needs key {dotted!r} (it is not set). "
                 f"Set {dotted} in the cohort file; workflow/schemas/cohort.schema.yaml "
@@ -142,14 +147,8 @@ def _input_folders(cohort: Mapping[str, Any]) -> dict[str, str]:
         "abide_pcp": ["timeseries.path"],
         "synthetic": [],
     }[cohort["format"]]
-    folders = {}
-    for dotted in keys:
-        value: Any = cohort
-        for part in dotted.split("."):
-            value = value.get(part) if isinstance(value, Mapping) else None
-        if value not in (None, ""):
-            folders[dotted] = str(value)
-    return folders
+    values = {dotted: _dotted(cohort, dotted) for dotted in keys}
+    return {dotted: str(v) for dotted, v in values.items() if v not in (None, "")}
 
 
 def cohort_input_problem(

@@ -1018,14 +1018,6 @@ def qc_row(result: EegResult | Mapping[str, Any], cohort: str = "") -> dict[str,
     }
 
 
-def cohort_montage(cohort: Mapping[str, Any], site: str | None) -> str | None:
-    """The cohort's MNE montage for a recording of ``site`` (cohort file ``eeg.montage``)."""
-    montage = (cohort.get("eeg") or {}).get("montage")
-    if isinstance(montage, Mapping):
-        return montage.get(site) if site else None
-    return montage
-
-
 def process_recording(
     recording: str | Path,
     settings: Mapping[str, Any],

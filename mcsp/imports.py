@@ -64,6 +64,7 @@ from mcsp.bids import (
     HEAD_COLUMNS,
     NA_VALUES,
     TAIL_COLUMNS,
+    USABLE,
     Inventory,
     Sidecars,
     UnusableCohortError,
@@ -801,7 +802,7 @@ def import_timeseries(
             fd_by_subject[subject] = pd.to_numeric(row.get(ABIDE_FD_COLUMN), errors="coerce")
     table = inventory.table
     records = table[table["modality"] == "fmri"].to_dict("records")
-    usable = [r for r in records if r["status"] in ("ok", "warning")]
+    usable = [r for r in records if r["status"] in USABLE]
     expected = _reference_labels([Path(r["path"]) for r in usable], fmt)
     limit = _max_constant_fraction(cohort)
     jobs = []
@@ -901,7 +902,7 @@ def _import_one(job: Mapping[str, Any]) -> dict[str, Any]:
     kept = np.flatnonzero(~censored)
     if job["tr_warning"]:
         problems.append(("warning", job["tr_warning"]))
-    if job["inventory_status"] not in ("ok", "warning"):
+    if job["inventory_status"] not in USABLE:
         problems = [(job["inventory_status"], f"inventory: {job['inventory_reason']}")]
     elif parsed.data is not None and len(kept) < MIN_VOLUMES and not parsed.excluded:
         problems.append(("excluded", f"only {len(kept)} volumes left after XCP-D's censoring"))
@@ -918,7 +919,7 @@ def _import_one(job: Mapping[str, Any]) -> dict[str, Any]:
         status=status,
         reason=reason,
     )
-    if status not in ("ok", "warning") or parsed.data is None:
+    if status not in USABLE or parsed.data is None:
         return row
     if job["format"] == "xcpd" and censored.any() and len(censored) == parsed.data.shape[0]:
         data = parsed.data[~censored]

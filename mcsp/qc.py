@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from mcsp.bids import USABLE
 from mcsp.exceptions import McspError
 
 
@@ -31,7 +32,7 @@ def summarise(folder: str | Path) -> str:
         raise McspError(f"{folder}: no fmri_qc.tsv or eeg_qc.tsv; run the workflow first.")
     if fmri.is_file():
         table = pd.read_csv(fmri, sep="\t", dtype={"subject": str})
-        ok = table[table["status"].isin(("ok", "warning"))]  # what the store uses
+        ok = table[table["status"].isin(USABLE)]  # what the store uses
         lines.append(
             f"fMRI QC ({fmri}): {len(table)} rows, "
             + ", ".join(f"{n} {s}" for s, n in table["status"].value_counts().items())
@@ -46,7 +47,7 @@ def summarise(folder: str | Path) -> str:
         lines += _reasons(table)
     if eeg.is_file():
         table = pd.read_csv(eeg, sep="\t", dtype={"subject": str})
-        ok = table[table["status"].isin(("ok", "warning"))]  # what the store uses
+        ok = table[table["status"].isin(USABLE)]  # what the store uses
         lines.append(
             f"EEG QC ({eeg}): {len(table)} rows, "
             + ", ".join(f"{n} {s}" for s, n in table["status"].value_counts().items())
@@ -74,7 +75,7 @@ def lost_modalities(results_dir: str | Path, cohorts: list[str]) -> list[str]:
                 continue
             table = pd.read_csv(path, sep="\t", dtype={"subject": str})
             tried = table[table["status"].isin(("ok", "warning", "excluded"))]
-            if tried.empty or tried["status"].isin(("ok", "warning")).any():
+            if tried.empty or tried["status"].isin(USABLE).any():
                 continue
             reasons = _reasons(tried)
             messages.append(

@@ -34,7 +34,7 @@ import pandas as pd
 import torch
 from torch_geometric.data import Batch, Data
 
-from mcsp.bids import read_inventory
+from mcsp.bids import USABLE, read_inventory
 from mcsp.domains import (
     DOMAINS,
     MODALITIES,
@@ -55,7 +55,6 @@ from mcsp.splits import assign_folds
 
 log = logging.getLogger(__name__)
 
-USABLE = ("ok", "warning")
 EXCLUSION_COLUMNS = ["cohort", "subject", "session", "modality", "task", "run", "source", "reason"]
 FILES = ("samples.h5", "index.tsv", "pairs.tsv", "exclusions.tsv", "store.json")
 

@@ -3,7 +3,7 @@ import functools
 import sys
 from pathlib import Path
 
-from mcsp.bids import output_stem, read_inventory
+from mcsp.bids import USABLE, output_stem, read_inventory
 from mcsp.config import (
     check_cohort_overlap,
     check_study_labels,
@@ -35,7 +35,6 @@ FMRIPREP_COHORTS = [
     for name in BIDS_COHORTS
     if COHORTS[name]["fmriprep"]["runtime"] != "precomputed"
 ]
-USABLE = ("ok", "warning")
 
 
 # one run at a time per results folder (not taken by dry runs or runs with nothing to do)
@@ -237,7 +236,7 @@ def eeg_input(wildcards):
 
 def eeg_settings(wildcards):
     """The config's EEG preprocessing settings plus the cohort's montage for this recording."""
-    from mcsp.eeg import cohort_montage
+    from mcsp.bids import cohort_montage
 
     row = usable_row(wildcards, "eeg")
     montage = cohort_montage(COHORTS[wildcards.cohort], row["site"])
