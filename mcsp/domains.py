@@ -81,6 +81,22 @@ def clean_mask(raw: mne.io.BaseRaw) -> np.ndarray:
     return good
 
 
+def annotation_spans(raw: mne.io.BaseRaw, prefix: str) -> list[tuple[str, int, int]]:
+    """Spans ``(name, start, stop)`` (samples of ``raw``, sorted by start) of the annotations
+    whose description starts with ``prefix`` (name = the rest), rounded inwards."""
+    sfreq = raw.info["sfreq"]
+    spans = []
+    for ann in raw.annotations:
+        if not ann["description"].startswith(prefix):
+            continue
+        onset = ann["onset"] - raw.first_time
+        start = max(int(np.ceil(onset * sfreq - 1e-6)), 0)
+        stop = min(int(np.floor((onset + ann["duration"]) * sfreq + 1e-6)), raw.n_times)
+        if stop > start:
+            spans.append((ann["description"][len(prefix) :], start, stop))
+    return sorted(spans, key=lambda span: span[1])
+
+
 def eeg_segment_starts(good: np.ndarray, length: int, stride: int) -> list[int]:
     """Starts (samples) of segments of ``length`` lying wholly in clean data, greedily.
 

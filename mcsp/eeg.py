@@ -3,9 +3,11 @@
 Steps, in order (each one switchable in ``settings``; see ``DEFAULTS``): read with MNE-BIDS (a
 recording with fewer EEG channels than ``min_eeg_channels`` is excluded; a data file shorter than
 the sidecar's RecordingDuration is noted, or excluded below ``min_duration_fraction`` of it),
-non-finite (NaN/inf) stretches annotated ``BAD_nan`` and filled, channel positions (electrodes.tsv,
-or a configured MNE montage matched to normalised names, see ``montage_match``; too few positioned
-channels exclude the recording), channel renaming to the common set
+conditions marked by events inside one recording (cohort ``eeg.conditions``: ``condition/<name>``
+annotations from the events.tsv, see ``mark_conditions``), non-finite (NaN/inf) stretches
+annotated ``BAD_nan`` and filled, channel positions (electrodes.tsv, or a configured MNE montage
+matched to normalised names, see ``montage_match``; too few positioned channels exclude the
+recording), channel renaming to the common set
 (aliases, and for caps with numbered electrodes such as EGI's GSN-HydroCel, nearest-position
 mapping), notch at the sidecar's PowerLineFrequency and its harmonics, band-pass, resampling,
 bad-channel detection and interpolation, average reference, ICA with automatic labelling of eye and
@@ -67,9 +69,16 @@ TEMPLATE_MONTAGE = "colin27_1005"
 
 # Preprocessing settings and their defaults live in the config schema (eeg.preprocessing, every
 # key described there); "montage" is per cohort (cohort file eeg.montage): an MNE montage name
-# used when the recording has no channel positions (no electrodes.tsv), None otherwise.
+# used when the recording has no channel positions (no electrodes.tsv), None otherwise;
+# "conditions" is per cohort too (cohort file eeg.conditions, see ``mark_conditions``).
 SETTINGS_KEY = "eeg.preprocessing"
-DEFAULTS: dict[str, Any] = {"montage": None, **schema_defaults("config", SETTINGS_KEY)}
+COHORT_KEYS: dict[str, Any] = {"montage": None, "conditions": {}}
+DEFAULTS: dict[str, Any] = {**COHORT_KEYS, **schema_defaults("config", SETTINGS_KEY)}
+# Cohort-file key of the condition mapping, and the annotation prefix of condition spans.
+CONDITIONS_KEY = "eeg.conditions"
+CONDITION_PREFIX = "condition/"
+# events.tsv columns searched for a condition's values when its ``column`` is null.
+EVENT_COLUMNS = ("trial_type", "value")
 
 EXCLUDED = "excluded"
 # Annotation of stretches where an EEG/EOG channel is NaN or infinite (``_mark_nonfinite``).
@@ -78,6 +87,9 @@ NONFINITE_ANNOTATION = "BAD_nan"
 NONFINITE_CHANNEL_FRACTION = 0.5
 # Fewest fixed-length segments autoreject's cross-validated threshold is computed from.
 MIN_AUTOREJECT_EPOCHS = 20
+# Least spread (log units) of a channel's segment RMS in the muscle check: on a very steady
+# channel a z-score would otherwise flag changes of a few percent.
+MUSCLE_MIN_SCALE = 0.1
 
 
 class EegError(McspError):
@@ -121,7 +133,7 @@ def check_settings(settings: Mapping | None) -> dict:
             )
     merged = {**DEFAULTS, **settings}
     schema = subschema("config", SETTINGS_KEY)
-    checked = {k: v for k, v in merged.items() if k != "montage"}
+    checked = {k: v for k, v in merged.items() if k not in COHORT_KEYS}
     for err in jsonschema.Draft202012Validator(schema).iter_errors(checked):
         where = ".".join(str(p) for p in err.absolute_path)
         problem = (
@@ -134,7 +146,29 @@ def check_settings(settings: Mapping | None) -> dict:
         raise ConfigError(
             f"EEG settings: montage must be an MNE montage name, got {merged['montage']!r}."
         )
+    _check_conditions(merged["conditions"])
     return merged
+
+
+def _check_conditions(conditions: Any) -> None:
+    """Raise ConfigError unless ``conditions`` is a valid cohort ``eeg.conditions`` mapping."""
+    schema = subschema("cohort", CONDITIONS_KEY)
+    for err in jsonschema.Draft202012Validator(schema).iter_errors(conditions):
+        where = ".".join([CONDITIONS_KEY, *(str(p) for p in err.absolute_path)])
+        raise ConfigError(
+            f"EEG settings: {where} {err.message}. Give condition name -> {{events: [values],"
+            " column: events.tsv column or null}, as described in the cohort schema."
+        )
+    seen: dict[tuple[str | None, str], str] = {}
+    for name, spec in conditions.items():
+        for value in spec["events"]:
+            key = (spec.get("column"), _event_key(value))
+            if key in seen and seen[key] != name:
+                raise ConfigError(
+                    f"EEG settings: event value {value!r} starts both condition {seen[key]!r}"
+                    f" and {name!r} ({CONDITIONS_KEY}); give each value to one condition."
+                )
+            seen[key] = name
 
 
 def _limit(limit: int | float, n: int) -> int:
@@ -293,6 +327,209 @@ def _check_duration(raw: mne.io.BaseRaw, meta: Mapping, settings: Mapping, sidec
         text = f"truncated: {cut}; {duration:.1f} s read, no sidecar RecordingDuration to compare"
         sidecar["truncated"] = text
         sidecar["warnings"].append(text)
+
+
+def _event_key(value: Any) -> str:
+    """An events.tsv value as matched: stripped text, numbers in one spelling (20 = "20.0")."""
+    text = str(value).strip()
+    try:
+        number = float(text)
+    except ValueError:
+        return text
+    return repr(number) if np.isfinite(number) else text
+
+
+def events_path(source: str | Path) -> Path:
+    """The BIDS events file beside an EEG data file (``…_eeg.<ext>`` -> ``…_events.tsv``)."""
+    source = Path(source)
+    stem = re.sub(r"_eeg$", "", source.name.split(".")[0])
+    return source.with_name(f"{stem}_events.tsv")
+
+
+def condition_spans(
+    events: pd.DataFrame, conditions: Mapping[str, Mapping[str, Any]], duration_s: float
+) -> tuple[list[tuple[str, float, float]], dict[str, Any]]:
+    """Spans ``(condition, start s, stop s)`` of a recording from its events table.
+
+    An event whose value (in the condition's ``column``, or in any of EVENT_COLUMNS when that is
+    null) is one of a condition's ``events`` starts that condition (the first condition listed
+    wins a tie). It lasts the event's ``duration`` when one is given (> 0), else until the next
+    matching event or ``duration_s``, and never past the next matching event; adjacent spans of
+    one condition are joined.
+
+    Returns:
+        The spans sorted by start, and ``{"n_events": {condition: matching events},
+        "unmatched_values": values of the searched columns that matched nothing,
+        "missing_columns": configured columns the table lacks}``. A matching event whose onset
+        is not a number is left out.
+    """
+    onsets, durations = (_numbers(events, c) for c in ("onset", "duration"))
+    taken = np.zeros(len(events), bool)
+    marks: list[tuple[float, float, str]] = []
+    n_events: dict[str, int] = {}
+    searched: list[str] = []
+    missing = [] if "onset" in events.columns else ["onset"]
+    for name, spec in conditions.items():
+        column = spec.get("column")
+        present = [c for c in ([column] if column else EVENT_COLUMNS) if c in events.columns]
+        if column and not present and column not in missing:
+            missing.append(column)
+        searched += [c for c in present if c not in searched]
+        wanted = {_event_key(v) for v in spec["events"]}
+        hit = np.zeros(len(events), bool)
+        for c in present:
+            hit |= events[c].map(_event_key).isin(wanted).to_numpy()
+        hit &= ~taken
+        taken |= hit
+        hit &= np.isfinite(onsets)
+        n_events[name] = int(hit.sum())
+        marks += [(onsets[i], durations[i], name) for i in np.flatnonzero(hit)]
+    marks.sort(key=lambda m: m[0])
+    spans: list[tuple[str, float, float]] = []
+    for i, (onset, duration, name) in enumerate(marks):
+        following = marks[i + 1][0] if i + 1 < len(marks) else duration_s
+        stop = min(onset + duration, following) if duration > 0 else following
+        start, stop = max(onset, 0.0), min(stop, duration_s)
+        if stop <= start:
+            continue
+        if spans and spans[-1][0] == name and np.isclose(spans[-1][2], start):
+            spans[-1] = (name, spans[-1][1], stop)
+        else:
+            spans.append((name, float(start), float(stop)))
+    values = [
+        v.strip()
+        for c in searched or [c for c in EVENT_COLUMNS if c in events.columns]
+        for v in events.loc[~taken, c]
+        if v.strip() not in ("", "n/a")
+    ]
+    found = {"n_events": n_events, "unmatched_values": list(dict.fromkeys(values))}
+    return spans, found | {"missing_columns": missing}
+
+
+def _numbers(events: pd.DataFrame, column: str) -> np.ndarray:
+    """Column ``column`` of ``events`` as floats (NaN where absent or not a number)."""
+    if column not in events.columns:
+        return np.full(len(events), np.nan)
+    return pd.to_numeric(events[column], errors="coerce").to_numpy(float)
+
+
+def _listed(values: list[str], limit: int = 20) -> str:
+    shown = ", ".join(values[:limit]) or "none"
+    return shown + (f" … ({len(values) - limit} more)" if len(values) > limit else "")
+
+
+def mark_conditions(
+    raw: mne.io.BaseRaw, conditions: Mapping[str, Mapping[str, Any]], source: str, sidecar: dict
+) -> None:
+    """Annotate the conditions of ``raw`` (in place) from the events.tsv beside ``source``.
+
+    Each span of ``condition_spans`` becomes a ``condition/<name>`` annotation (CONDITION_PREFIX),
+    which the clean FIF keeps and the store cuts segments within. ``sidecar["conditions"]``
+    records the events file, the spans and the seconds per condition. No events file, an
+    unreadable one, or values that match no condition (listed) give a QC warning and no span:
+    the recording is then used whole under its own task. Conditions without any event are
+    warned about too.
+    """
+    path = events_path(source)
+    duration = raw.n_times / raw.info["sfreq"]
+    task = mne_bids.get_entities_from_fname(Path(source).name, on_error="ignore").get("task")
+    whole = f"the recording is used whole under its task {task or 'n/a'!r}"
+    log: dict[str, Any] = {"events_file": str(path), "segments_from": "task", "spans": []}
+    sidecar["conditions"] = log
+    mapping = "; ".join(
+        f"{name}: {', '.join(str(v) for v in spec['events'])}"
+        + (f" in {spec['column']}" if spec.get("column") else "")
+        for name, spec in conditions.items()
+    )
+    fix = "Fix: list the recording's event values under its conditions in the cohort file's"
+    fix += f" {CONDITIONS_KEY}."
+    if not path.is_file():
+        sidecar["warnings"].append(
+            f"{CONDITIONS_KEY} is set but there is no events file {path.name} beside the"
+            f" recording, so no condition is marked; {whole}. Fix: add the events file (onset,"
+            f" duration, trial_type or value), or leave this task out of the cohort's eeg.tasks."
+        )
+        return
+    try:
+        events = pd.read_csv(path, sep="\t", dtype=str, keep_default_na=False)
+    except (OSError, ValueError) as err:
+        sidecar["warnings"].append(f"cannot read {path.name} ({err}); {whole}.")
+        return
+    spans, found = condition_spans(events, conditions, duration)
+    log.update(found)
+    where = ", ".join(c for c in EVENT_COLUMNS if c in events.columns) or "no value column"
+    if found["missing_columns"]:
+        sidecar["warnings"].append(
+            f"{path.name} has no column {', '.join(found['missing_columns'])} (columns:"
+            f" {', '.join(events.columns)}). {fix}"
+        )
+    if not spans:
+        sidecar["warnings"].append(
+            f"no event in {path.name} matches {CONDITIONS_KEY} ({mapping}); values found"
+            f" ({where}): {_listed(found['unmatched_values'])}; {whole}. {fix}"
+        )
+        return
+    lacking = [name for name, n in found["n_events"].items() if not n]
+    if lacking:
+        sidecar["warnings"].append(
+            f"no event in {path.name} starts condition {', '.join(lacking)} ({mapping}); values"
+            f" not mapped ({where}): {_listed(found['unmatched_values'])}. {fix}"
+        )
+    offset = raw.first_time if raw.annotations.orig_time is not None else 0.0
+    raw.set_annotations(
+        raw.annotations
+        + mne.Annotations(
+            [start + offset for _, start, _ in spans],
+            [stop - start for _, start, stop in spans],
+            [CONDITION_PREFIX + name for name, _, _ in spans],
+            orig_time=raw.annotations.orig_time,
+        )
+    )
+    log.update(
+        {
+            "segments_from": "conditions",
+            "spans": [
+                {"condition": name, "onset_s": start, "duration_s": stop - start}
+                for name, start, stop in spans
+            ],
+        }
+    )
+
+
+def _annotated_mask(raw: mne.io.BaseRaw, prefix: str, exact: bool = False) -> np.ndarray:
+    """Per sample of ``raw``: inside an annotation whose description starts with ``prefix``
+    (case-insensitively), or equals it when ``exact``."""
+    mask = np.zeros(raw.n_times, bool)
+    sfreq = raw.info["sfreq"]
+    for ann in raw.annotations:
+        text = ann["description"]
+        if text == prefix if exact else text.upper().startswith(prefix.upper()):
+            onset = ann["onset"] - raw.first_time
+            start = max(int(round(onset * sfreq)), 0)
+            mask[start : start + int(round(ann["duration"] * sfreq))] = True
+    return mask
+
+
+def _condition_seconds(raw: mne.io.BaseRaw, log: dict) -> None:
+    """Add seconds per condition, clean (outside BAD annotations) and in all, to ``log``."""
+    sfreq = raw.info["sfreq"]
+    clean = ~_annotated_mask(raw, "BAD")
+    marked = np.zeros(raw.n_times, bool)
+    seconds: dict[str, float] = {}
+    clean_seconds: dict[str, float] = {}
+    for name in dict.fromkeys(span["condition"] for span in log["spans"]):
+        inside = _annotated_mask(raw, CONDITION_PREFIX + name, exact=True)
+        marked |= inside
+        seconds[name] = round(float(inside.sum() / sfreq), 3)
+        clean_seconds[name] = round(float((inside & clean).sum() / sfreq), 3)
+    log.update(
+        {
+            "seconds": seconds,
+            "clean_seconds": clean_seconds,
+            "outside_s": round(float((~marked).sum() / sfreq), 3),
+            "outside_clean_s": round(float((~marked & clean).sum() / sfreq), 3),
+        }
+    )
 
 
 def _fill_nonfinite(x: np.ndarray) -> np.ndarray:
@@ -613,29 +850,105 @@ def _run_ica(raw: mne.io.BaseRaw, settings: Mapping, log: dict) -> mne.preproces
     return ica
 
 
-def _reject_segments(raw: mne.io.BaseRaw, settings: Mapping, log: dict) -> None:
-    """Annotate fixed-length segments over the peak-to-peak threshold as BAD_segment."""
-    length = settings["segment_s"]
+def reject_segments(raw: mne.io.BaseRaw, settings: Mapping | None = None) -> dict:
+    """Annotate artefact segments of ``raw`` (in place) as BAD_segment; return what was done.
+
+    ``settings`` are EEG preprocessing settings (see ``check_settings``); the segment rejection
+    step of ``preprocess_recording`` on a Raw already filtered, referenced and cleaned by ICA.
+    """
+    log: dict = {"step": "segment_rejection"}
+    _reject_segments(raw, check_settings(settings), log)
+    return log
+
+
+def _segment_data(raw: mne.io.BaseRaw, length: float) -> tuple[np.ndarray, np.ndarray]:
+    """EEG data of ``raw``'s fixed-length segments clear of BAD annotations, and their onsets."""
     epochs = mne.make_fixed_length_epochs(raw, duration=length, preload=True, verbose=False)
     epochs.pick("eeg")
+    return epochs.get_data(), epochs.events[:, 0]
+
+
+def _ptp(data: np.ndarray) -> np.ndarray:
+    return data.max(axis=2) - data.min(axis=2)
+
+
+def _reject_segments(raw: mne.io.BaseRaw, settings: Mapping, log: dict) -> None:
+    """Annotate fixed-length segments that look like artefacts as BAD_segment.
+
+    A segment (``segment_s`` long, clear of BAD annotations) is bad when any EEG channel fails one
+    of three checks:
+
+    * amplitude: peak-to-peak of the signal with the rhythm bands ``reject_stop_hz`` band-stopped,
+      above the threshold (``segment_rejection``: autoreject's global threshold computed on that
+      signal, or the fixed ``reject_uv``). Catches blinks left by ICA, movement, slow drifts,
+      electrode pops and steps, large muscle bursts.
+    * muscle: RMS above ``reject_muscle_hz`` more than ``reject_muscle_z`` robust z (median,
+      1.4826·MAD of log RMS) above that channel's own segments. Catches muscle bursts too small
+      for the amplitude check.
+    * flat: broadband peak-to-peak below ``reject_flat_uv`` (a dead or saturated stretch).
+
+    Why not one peak-to-peak threshold on the broadband signal: its size is set by the largest
+    rhythm, so eyes-closed alpha (3-5 times the eyes-open amplitude over the occipital channels)
+    crosses it and the eyes-closed seconds were removed instead of the artefacts. Artefacts differ
+    from rhythms by their spectrum: blinks, drifts and movement are slow, pops and steps broadband,
+    muscle high-frequency; a rhythm is a narrow band. With the alpha band (6-14 Hz covers a child's
+    7-8 Hz alpha) stopped, peak-to-peak measures what artefacts add and no longer depends on eyes
+    open or closed. A per-channel median + k·MAD amplitude threshold was not used: a recording half
+    eyes-open and half eyes-closed gives each channel two amplitude levels, and a recording with
+    frequent artefacts would set its own limit high. The muscle check is per channel because
+    high-frequency power varies a lot between channels (temporal ones) but little with rhythms.
+    """
+    length = settings["segment_s"]
+    data, starts = _segment_data(raw, length)
+    stopped = raw.copy().pick("eeg")
+    bands = settings["reject_stop_hz"] or []
+    for low, high in bands:
+        if not 0 < low < high < raw.info["sfreq"] / 2:
+            raise ConfigError(
+                f"EEG settings: reject_stop_hz band [{low}, {high}] must have 0 < low < high <"
+                f" Nyquist ({raw.info['sfreq'] / 2:g} Hz) (config key"
+                f" {SETTINGS_KEY}.reject_stop_hz)."
+            )
+        with _quiet_ctx():  # a recording shorter than the filter is warned about
+            stopped.filter(high, low, verbose=False)
+    if bands:
+        stopped_data, _ = _segment_data(stopped, length)
+    else:
+        stopped_data = data
     method = settings["segment_rejection"]
-    if method == "autoreject" and len(epochs) < MIN_AUTOREJECT_EPOCHS:
+    if method == "autoreject" and len(data) < MIN_AUTOREJECT_EPOCHS:
         # autoreject cross-validates its threshold over epochs: too few for that
-        log["fallback"] = f"amplitude ({len(epochs)} segments < {MIN_AUTOREJECT_EPOCHS})"
+        log["fallback"] = f"amplitude ({len(data)} segments < {MIN_AUTOREJECT_EPOCHS})"
         method = "amplitude"
     if method == "autoreject":
         from autoreject import get_rejection_threshold
 
+        epochs = mne.EpochsArray(stopped_data, stopped.info, verbose=False)
         with _quiet_ctx():
             threshold = get_rejection_threshold(
                 epochs, ch_types="eeg", random_state=settings["ica_random_state"], verbose=False
             )["eeg"]
     else:
         threshold = settings["reject_uv"] * 1e-6
-    data = epochs.get_data()
-    ptp = data.max(axis=2) - data.min(axis=2)
-    bad = np.flatnonzero((ptp > threshold).any(axis=1))
-    onsets = epochs.events[bad, 0] / raw.info["sfreq"] - raw.first_time
+    checks = {"amplitude": (_ptp(stopped_data) > threshold).any(axis=1)}
+    muscle_hz = settings["reject_muscle_hz"]
+    h_freq = raw.info["lowpass"]
+    if muscle_hz is not None and muscle_hz < h_freq:
+        with _quiet_ctx():
+            high = raw.copy().pick("eeg").filter(muscle_hz, None, verbose=False)
+        high_data, _ = _segment_data(high, length)
+        log_rms = np.log(np.sqrt((high_data**2).mean(axis=2)) + 1e-30)
+        centre = np.median(log_rms, axis=0)
+        scale = np.maximum(1.4826 * np.median(np.abs(log_rms - centre), axis=0), MUSCLE_MIN_SCALE)
+        checks["muscle"] = ((log_rms - centre) / scale > settings["reject_muscle_z"]).any(axis=1)
+    elif muscle_hz is not None:
+        log["muscle_skipped"] = (
+            f"reject_muscle_hz {muscle_hz:g} is not below the low-pass {h_freq:g} Hz"
+        )
+    if settings["reject_flat_uv"] is not None:
+        checks["flat"] = (_ptp(data) < settings["reject_flat_uv"] * 1e-6).any(axis=1)
+    bad = np.flatnonzero(np.any(list(checks.values()), axis=0))
+    onsets = starts[bad] / raw.info["sfreq"] - raw.first_time
     if len(bad):
         raw.annotations.append(onsets, [length] * len(bad), ["BAD_segment"] * len(bad))
     log.update(
@@ -643,8 +956,10 @@ def _reject_segments(raw: mne.io.BaseRaw, settings: Mapping, log: dict) -> None:
             "method": method,
             "segment_s": length,
             "threshold_uv": float(threshold * 1e6),
-            "n_segments": len(epochs),
+            "stop_hz": [list(band) for band in bands],
+            "n_segments": len(data),
             "n_bad": len(bad),
+            **{f"n_{name}": int(found.sum()) for name, found in checks.items()},
         }
     )
 
@@ -796,6 +1111,8 @@ def preprocess_recording(
     _check_duration(raw, meta, settings, sidecar)
     if sidecar["exclusion"]:
         return result
+    if settings["conditions"]:
+        mark_conditions(raw, settings["conditions"], source, sidecar)
     if sidecar["duration_s"] < settings["min_clean_s"]:
         sidecar["exclusion"] = (
             f"recording too short ({sidecar['duration_s']:.1f} s; at least "
@@ -898,6 +1215,8 @@ def preprocess_recording(
         steps.append(log)
     total = raw.times[-1] + 1 / raw.info["sfreq"]
     clean = total - _bad_duration(raw)
+    if "conditions" in sidecar:
+        _condition_seconds(raw, sidecar["conditions"])
     sidecar.update(
         {
             "clean_duration_s": float(clean),
@@ -1103,6 +1422,17 @@ def make_report(result: EegResult, out_html: str | Path) -> Path:
     ax.legend()
     report.add_figure(fig, title="PSD before / after", section="QC")
     plt.close(fig)
+    conditions = result.sidecar.get("conditions")
+    if conditions:
+        clean = conditions.get("clean_seconds", {})
+        lines = [
+            f"{k}: {v:.1f} s ({clean.get(k, 0):.1f} s clean)"
+            for k, v in conditions.get("seconds", {}).items()
+        ]
+        lines.append(f"outside every condition: {conditions.get('outside_s', 0):.1f} s (not used)")
+        if conditions["segments_from"] == "task":
+            lines = ["no condition marked: the recording is used whole under its task"]
+        report.add_html("<p>" + "<br>".join(lines) + "</p>", title="Conditions", section="QC")
     bads = result.sidecar.get("bad_channels", {})
     report.add_html(
         "<p>" + "<br>".join(f"{k}: {', '.join(v) or 'none'}" for k, v in bads.items()) + "</p>",

@@ -5,11 +5,14 @@ Layout of ``out_dir`` (every file written to ``<name>.tmp`` then renamed):
 - ``samples.h5``: datasets ``/<modality>/<domain>`` (modality fmri or eeg, domain spatial,
   temporal or frequency), float32, shape ``(n_samples, …)``, one sample per chunk, uncompressed.
   With ``study.spatial: run`` the spatial domain of every sample is its run's matrix (fMRI: FC of
-  all the run's kept volumes; EEG: mean of the recording's segment matrices) and the window's or
-  segment's own matrix is kept as ``/<modality>/spatial_window`` (for window augmentation).
+  all the run's kept volumes; EEG: mean of the recording's segment matrices, per condition when
+  conditions are marked) and the window's or segment's own matrix is kept as
+  ``/<modality>/spatial_window`` (for window augmentation).
 - ``index.tsv``: one row per sample: ``sample_id, cohort, subject, session, site, <labels>,
   modality, task, run, tag, start, row, fold`` (``row`` = position in that modality's arrays;
-  ``start`` = first kept volume for fMRI, seconds into the recording for EEG).
+  ``start`` = first kept volume for fMRI, seconds into the recording for EEG). ``task`` and
+  ``tag`` are the run's BIDS task, or for an EEG recording with conditions marked by events
+  (cohort ``eeg.conditions``) the condition its segment lies in.
 - ``pairs.tsv``: :func:`mcsp.pairing.pair_samples`'s table plus ``fold``.
 - ``exclusions.tsv``: every run, recording or subject left out, with the reason.
 - ``store.json``: the study settings, ROI labels, channels, frequency grids, shapes and counts.
@@ -38,6 +41,7 @@ from mcsp.bids import USABLE, read_inventory
 from mcsp.domains import (
     DOMAINS,
     MODALITIES,
+    annotation_spans,
     clean_mask,
     eeg_domains,
     eeg_segment_starts,
@@ -46,7 +50,7 @@ from mcsp.domains import (
     sparsify,
     study_settings,
 )
-from mcsp.eeg import CHANNEL_SETS
+from mcsp.eeg import CHANNEL_SETS, CONDITION_PREFIX
 from mcsp.exceptions import McspError
 from mcsp.fmri import functional_connectivity
 from mcsp.pairing import pair_samples
@@ -152,7 +156,13 @@ def _run_spatial(arrays: dict[str, np.ndarray], run: np.ndarray) -> dict[str, np
 def eeg_run_samples(
     cohort: str, row: Mapping[str, Any], study: Mapping[str, Any]
 ) -> tuple[list[dict], dict[str, np.ndarray] | None, str]:
-    """Clean segments of one EEG recording (avoiding ``BAD*`` annotations) and their domains."""
+    """Clean segments of one EEG recording (avoiding ``BAD*`` annotations) and their domains.
+
+    A recording with condition spans (``condition/<name>`` annotations, see
+    ``mcsp.eeg.mark_conditions``) is cut within each span, and each segment's task and tag are
+    its condition; time outside every span is left out. Without spans the whole recording is cut
+    and tagged with its task.
+    """
     path = Path(row["clean_file"])
     try:
         raw = mne.io.read_raw_fif(path, preload=False, verbose="error")
@@ -172,34 +182,46 @@ def eeg_run_samples(
         )
     sfreq = raw.info["sfreq"]
     length = int(round(study["eeg_segment_s"] * sfreq))
-    starts = eeg_segment_starts(
-        clean_mask(raw), length, max(1, int(round(study["eeg_stride_s"] * sfreq)))
-    )
+    stride = max(1, int(round(study["eeg_stride_s"] * sfreq)))
+    good = clean_mask(raw)
+    spans = annotation_spans(raw, CONDITION_PREFIX)
+    within = f" within the condition spans ({', '.join(dict.fromkeys(n for n, _, _ in spans))})"
+    if not spans:
+        spans, within = [(_na(row["task"]), 0, raw.n_times)], ""
+    starts = [
+        (name, first + s)
+        for name, first, stop in spans
+        for s in eeg_segment_starts(good[first:stop], length, stride)
+    ]
     if not starts:
         return (
             [],
             None,
             (
-                f"no clean stretch of {study['eeg_segment_s']} s between BAD segments "
+                f"no clean stretch of {study['eeg_segment_s']} s between BAD segments{within} "
                 f"({raw.n_times / sfreq:.1f} s recorded)"
             ),
         )
     data = raw.get_data(picks=channels)
     prefix = _sample_prefix(cohort, row)
     per, metas = [], []
-    for k, s in enumerate(starts):
+    for k, (name, s) in enumerate(starts):
         segment = data[:, s : s + length]
         if not np.isfinite(segment).all():
             continue
         per.append(eeg_domains(segment, sfreq, study))
         metas.append(
-            {"sample_id": f"{prefix}_eeg-{k:03d}", "tag": _na(row["task"]), "start": s / sfreq}
+            {"sample_id": f"{prefix}_eeg-{k:03d}", "task": name, "tag": name, "start": s / sfreq}
         )
     if not per:
         return [], None, "every clean segment holds non-finite values"
     arrays = {d: np.stack([p[d] for p in per]) for d in DOMAINS}
-    if study["spatial"] == "run":  # the recording's connectivity: mean of its segments' (z)
-        arrays = _run_spatial(arrays, arrays["spatial"].mean(axis=0))
+    if study["spatial"] == "run":  # the connectivity of the recording (per condition): mean z
+        tags = np.array([meta["tag"] for meta in metas])
+        run = np.empty_like(arrays["spatial"])
+        for tag in set(tags):
+            run[tags == tag] = arrays["spatial"][tags == tag].mean(axis=0)
+        arrays = {**arrays, "spatial": run, "spatial_window": arrays["spatial"]}
     return metas, arrays, ""
 
 
@@ -418,13 +440,13 @@ def build_store(
             for k, meta in enumerate(metas):
                 records.append(
                     {
-                        **meta,
                         "cohort": cohort,
                         "subject": row["subject"],
                         "session": _na(row["session"]),
                         "modality": modality,
                         "task": _na(row["task"]),
                         "run": _na(row["run"]),
+                        **meta,  # an EEG segment's task: the condition it lies in, if any
                         "row": first + k,
                     }
                 )

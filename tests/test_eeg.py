@@ -26,6 +26,7 @@ from mcsp.eeg import (
     preprocess_recording,
     qc_row,
     qc_table,
+    reject_segments,
     write_clean,
 )
 from mcsp.exceptions import ConfigError, McspError
@@ -244,6 +245,110 @@ def test_pyprep_option_finds_planted_bad(cohort: Path, truth: dict) -> None:
     )
     found = result.sidecar["bad_channels"]
     assert bad["channel"] in found["flat"] + found["noisy"]
+
+
+# ---------------------------------------------------------------------------- segment rejection
+
+# 120 s recordings: eyes open, then eyes closed from EYES_CLOSED_S with occipital alpha ×5.
+SEGMENT_SFREQ = 256.0
+EYES_CLOSED_S = 60
+ALPHA_WEIGHT = {"O1": 1.0, "O2": 1.0, "P7": 0.7, "P8": 0.7, "P3": 0.6, "P4": 0.6, "Pz": 0.6}
+# Seconds holding a planted artefact (``_planted``); 50-54 s is a 4-s dropout whose inner seconds
+# stay flat after filtering.
+ARTEFACT_S = {20, 70, 85, 95, 100, 51, 52}
+# The broadband peak-to-peak rule used before issue 17.
+OLD_RULE = {"reject_stop_hz": None, "reject_muscle_hz": None, "reject_flat_uv": None}
+
+
+def _eyes_closed_raw(seed: int = 1, artefacts: bool = False) -> mne.io.RawArray:
+    """1/f background (8 µV SD) and 10-Hz alpha (12 µV, waxing and waning, posterior) whose
+    amplitude is 5 times larger from EYES_CLOSED_S on; artefacts planted before the 1-45 Hz
+    band-pass that preprocessing applies."""
+    rng = np.random.default_rng(seed)
+    n = int(120 * SEGMENT_SFREQ)
+    t = np.arange(n) / SEGMENT_SFREQ
+    freqs = np.fft.rfftfreq(n, 1 / SEGMENT_SFREQ)
+    spectrum = np.fft.rfft(rng.standard_normal((len(COMMON), n))) / np.sqrt(np.maximum(freqs, 1))
+    background = np.fft.irfft(spectrum, n)
+    background *= 8e-6 / background.std(axis=1, keepdims=True)
+    smooth = np.hanning(int(SEGMENT_SFREQ))
+    envelope = np.convolve(rng.standard_normal(n), smooth, "same")
+    envelope = np.clip(1 + 0.4 * envelope / envelope.std(), 0.2, None)
+    drift = np.convolve(rng.standard_normal(n), smooth, "same") / 20
+    phase = 2 * np.pi * np.cumsum(10 + drift) / SEGMENT_SFREQ
+    gain = np.where(t >= EYES_CLOSED_S, 5.0, 1.0)
+    weight = np.array([ALPHA_WEIGHT.get(c, 0.15) for c in COMMON])[:, None]
+    data = background + weight * 12e-6 * gain * envelope * np.sin(phase)
+    if artefacts:
+        _planted(data, rng)
+    raw = mne.io.RawArray(data, mne.create_info(COMMON, SEGMENT_SFREQ, "eeg"), verbose=False)
+    return raw.filter(1.0, 45.0, verbose=False)
+
+
+def _planted(data: np.ndarray, rng: np.random.Generator) -> None:
+    """Plant the artefacts of ARTEFACT_S into ``data`` (channels × samples, V) in place."""
+    from scipy.signal import butter, sosfiltfilt
+
+    def span(start: float, stop: float | None = None) -> slice:
+        return slice(
+            int(start * SEGMENT_SFREQ), None if stop is None else int(stop * SEGMENT_SFREQ)
+        )
+
+    def ch(*names: str) -> list[int]:
+        return [COMMON.index(n) for n in names]
+
+    second = np.arange(int(SEGMENT_SFREQ)) / SEGMENT_SFREQ
+    high = butter(4, 20, "highpass", fs=SEGMENT_SFREQ, output="sos")
+    for start in (20, 70):  # muscle: 1 s of > 20 Hz noise (10 µV SD) on three temporal channels
+        noise = sosfiltfilt(high, rng.standard_normal((3, len(second))))
+        data[ch("T7", "T8", "F8"), span(start, start + 1)] += 10e-6 * noise
+    data[ch("C3"), span(85.3, 86.3)] += 300e-6 * np.exp(-second / 0.3)  # electrode pop
+    data[ch("P3"), span(95.5)] += 200e-6  # step: a lasting 200-µV offset
+    data[ch("Fp1", "Fp2", "F3", "F4"), span(100, 101)] += 250e-6 * np.sin(np.pi * second)  # drift
+    data[:, span(50, 54)] = 0.0  # amplifier dropout
+
+
+def _rejected(raw: mne.io.BaseRaw) -> set[int]:
+    return {int(round(a["onset"])) for a in raw.annotations if a["description"] == "BAD_segment"}
+
+
+def _eyes_closed_kept(raw: mne.io.BaseRaw, exclude: set[int] = frozenset()) -> float:
+    closed = set(range(EYES_CLOSED_S, 120)) - exclude
+    return len(closed - _rejected(raw)) / len(closed)
+
+
+@pytest.mark.parametrize("method", ["amplitude", "autoreject"])
+def test_segment_rejection_keeps_eyes_closed_alpha(method: str) -> None:
+    raw = _eyes_closed_raw()
+    log = reject_segments(raw, {"segment_rejection": method})
+    assert log["method"] == method and log["n_segments"] == 120
+    assert _eyes_closed_kept(raw) >= 0.9, (_rejected(raw), log)
+    assert len(_rejected(raw)) <= 6, log
+    old = _eyes_closed_raw()
+    log = reject_segments(old, {"segment_rejection": method, **OLD_RULE})
+    assert _eyes_closed_kept(old) < 0.5, log  # the broadband rule cut most of the alpha
+
+
+@pytest.mark.parametrize("method", ["amplitude", "autoreject"])
+def test_segment_rejection_still_catches_artefacts(method: str) -> None:
+    raw = _eyes_closed_raw(artefacts=True)
+    log = reject_segments(raw, {"segment_rejection": method})
+    rejected = _rejected(raw)
+    assert rejected >= ARTEFACT_S, (sorted(ARTEFACT_S - rejected), log)
+    assert _eyes_closed_kept(raw, exclude=ARTEFACT_S) >= 0.9, (sorted(rejected), log)
+    assert log["n_muscle"] >= 2 and log["n_flat"] >= 2 and log["n_amplitude"] >= 3, log
+
+
+def test_segment_rejection_checks_off() -> None:
+    raw = _eyes_closed_raw(artefacts=True)
+    log = reject_segments(
+        raw, {"segment_rejection": "amplitude", "reject_muscle_hz": None, "reject_flat_uv": None}
+    )
+    assert "n_muscle" not in log and "n_flat" not in log
+    assert {20, 51, 52}.isdisjoint(_rejected(raw))  # 10-µV muscle and the dropout pass
+    assert _rejected(raw) >= {85, 95, 100}
+    with pytest.raises(ConfigError, match=r"reject_stop_hz band \[14, 6\]"):
+        reject_segments(raw, {"reject_stop_hz": [[14, 6]]})
 
 
 # ---------------------------------------------------------------------------- harmonisation
@@ -671,3 +776,155 @@ def test_too_few_channels_excluded_for_the_real_reason(tmp_path: Path) -> None:
         " no more; if channels.tsv gives EEG channels another type (MISC, EOG), correct their"
         " type there."
     )
+
+
+# ---------------------------------------------------------------------------- conditions
+
+# An HBN-style RestingState run: one recording, eyes open / closed marked only by events ("90"
+# starts the recording and maps to nothing), occipital alpha (5 µV) 5 times larger with eyes closed.
+HBN_SECONDS = 80.0
+HBN_EVENTS = [(0.0, "90"), (1.0, "20"), (21.0, "30"), (41.0, "20"), (61.0, "30")]
+HBN_CLOSED = [(21.0, 41.0), (61.0, 80.0)]
+HBN_CONDITIONS = {
+    "eyesclosed": {"events": ["30", "eyes_closed"]},
+    "eyesopen": {"events": [20, "eyes_open"], "column": "value"},
+}
+HBN_SETTINGS = {
+    "min_clean_s": 5.0,
+    "ica": False,
+    "segment_rejection": "amplitude",
+    "montage": "colin27_1020",
+    "conditions": HBN_CONDITIONS,
+}
+
+
+def write_hbn_recording(root: Path, events: list[tuple[float, str]] | None = HBN_EVENTS) -> Path:
+    """A BIDS BrainVision RestingState recording (19 channels, 256 Hz, HBN_SECONDS, no
+    electrodes.tsv) whose events.tsv (``value`` column; none if ``events`` is None) marks eyes
+    open / closed; 1/f background (3 shared sources, 8 µV ± 30%) and 10-Hz alpha, ×5 inside
+    HBN_CLOSED. Returns the .vhdr."""
+    import mne_bids
+
+    rng = np.random.default_rng(7)
+    n = int(HBN_SECONDS * SEGMENT_SFREQ)
+    t = np.arange(n) / SEGMENT_SFREQ
+    freqs = np.fft.rfftfreq(n, 1 / SEGMENT_SFREQ)
+    spectrum = np.fft.rfft(rng.standard_normal((3, n))) / np.sqrt(np.maximum(freqs, 1))
+    sources = np.fft.irfft(spectrum, n)
+    mixing = np.column_stack([np.ones(len(COMMON)), rng.uniform(-0.5, 0.5, (len(COMMON), 2))])
+    background = mixing @ sources + 0.3 * sources.std() * rng.standard_normal((len(COMMON), n))
+    scale = 8e-6 * np.exp(rng.normal(0, 0.3, (len(COMMON), 1)))
+    background *= scale / background.std(axis=1, keepdims=True)
+    closed = np.any([(t >= a) & (t < b) for a, b in HBN_CLOSED], axis=0)
+    weight = np.array([ALPHA_WEIGHT.get(c, 0.15) for c in COMMON])[:, None]
+    alpha = 5e-6 * np.where(closed, 5.0, 1.0) * np.sin(2 * np.pi * 10 * t + rng.uniform(0, 6))
+    info = mne.create_info(COMMON, SEGMENT_SFREQ, "eeg")
+    info["line_freq"] = 60.0
+    raw = mne.io.RawArray(background + weight * alpha, info, verbose=False)
+    path = mne_bids.BIDSPath(subject="01", task="RestingState", datatype="eeg", root=root)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        mne_bids.write_raw_bids(
+            raw, path, format="BrainVision", allow_preload=True, overwrite=True, verbose=False
+        )
+    tsv = path.copy().update(suffix="events", extension=".tsv").fpath
+    Path(tsv).unlink(missing_ok=True)
+    if events is not None:
+        table = pd.DataFrame(events, columns=["onset", "value"]).assign(duration="n/a")
+        table[["onset", "duration", "value"]].to_csv(tsv, sep="\t", index=False)
+    return Path(path.copy().update(suffix="eeg", extension=".vhdr").fpath)
+
+
+def _condition_annotations(raw: mne.io.BaseRaw) -> list[tuple[str, float, float]]:
+    return [
+        (a["description"], round(a["onset"], 3), round(a["onset"] + a["duration"], 3))
+        for a in raw.annotations
+        if a["description"].startswith("condition/")
+    ]
+
+
+def test_condition_spans_from_events() -> None:
+    from mcsp.eeg import condition_spans
+
+    events = pd.DataFrame(
+        {
+            "onset": ["0", "2", "10", "12", "20", "x", "30"],
+            "duration": ["n/a", "n/a", "1.5", "n/a", "40", "n/a", "n/a"],
+            "trial_type": ["start", "eyes_open", "eyes_closed", "eyes_closed", "eyes_open",
+                           "eyes_open", "break cnt"],
+            "value": ["90", "20", "30", "30", "20.0", "20", "n/a"],
+        }
+    )  # fmt: skip
+    spans, found = condition_spans(events, HBN_CONDITIONS, 25.0)
+    # a duration when given, else until the next mapped event; the same condition joined;
+    # clipped to the recording; an onset that is no number is skipped
+    assert spans == [
+        ("eyesopen", 2.0, 10.0),
+        ("eyesclosed", 10.0, 11.5),
+        ("eyesclosed", 12.0, 20.0),
+        ("eyesopen", 20.0, 25.0),
+    ]
+    assert found["n_events"] == {"eyesclosed": 2, "eyesopen": 2}
+    assert found["unmatched_values"] == ["start", "break cnt", "90"]
+    only_value = {"eyesopen": {"events": ["eyes_open"], "column": "value"}}
+    spans, found = condition_spans(events, only_value, 25.0)
+    assert spans == [] and found["n_events"] == {"eyesopen": 0}
+    missing = {"eyesopen": {"events": ["20"], "column": "condition"}}
+    assert condition_spans(events, missing, 25.0)[1]["missing_columns"] == ["condition"]
+
+
+def test_conditions_marked_on_the_clean_recording(tmp_path: Path) -> None:
+    vhdr = write_hbn_recording(tmp_path)
+    result = preprocess_recording(vhdr, HBN_SETTINGS)
+    assert result.exclusion is None, result.exclusion
+    assert qc_row(result)["status"] == "ok", qc_row(result)["reason"]
+    assert _condition_annotations(result.raw) == [
+        ("condition/eyesopen", 1.0, 21.0),
+        ("condition/eyesclosed", 21.0, 41.0),
+        ("condition/eyesopen", 41.0, 61.0),
+        ("condition/eyesclosed", 61.0, 80.0),
+    ]
+    log = result.sidecar["conditions"]
+    assert log["segments_from"] == "conditions" and log["unmatched_values"] == ["90"]
+    assert log["seconds"] == {"eyesopen": 40.0, "eyesclosed": 39.0} and log["outside_s"] == 1.0
+    assert 30 < log["clean_seconds"]["eyesclosed"] <= 39.0  # alpha is not rejected as artefact
+    fif, sidecar = tmp_path / "x_desc-clean_eeg.fif", tmp_path / "x_desc-clean_eeg.json"
+    write_clean(result, fif, sidecar)
+    back = mne.io.read_raw_fif(fif, verbose=False)
+    assert _condition_annotations(back) == _condition_annotations(result.raw)
+    assert json.loads(sidecar.read_text())["conditions"]["seconds"] == log["seconds"]
+    assert "outside every condition: 1.0 s" in make_report(result, tmp_path / "r.html").read_text()
+
+
+def test_conditions_without_events_or_matching_values(tmp_path: Path) -> None:
+    vhdr = write_hbn_recording(tmp_path / "none", events=None)
+    result = preprocess_recording(vhdr, HBN_SETTINGS)
+    row = qc_row(result)
+    assert result.exclusion is None and row["status"] == "warning"
+    assert row["reason"] == (
+        "eeg.conditions is set but there is no events file sub-01_task-RestingState_events.tsv"
+        " beside the recording, so no condition is marked; the recording is used whole under its"
+        " task 'RestingState'. Fix: add the events file (onset, duration, trial_type or value),"
+        " or leave this task out of the cohort's eeg.tasks."
+    )
+    assert _condition_annotations(result.raw) == []
+    assert result.sidecar["conditions"]["segments_from"] == "task"
+
+    vhdr = write_hbn_recording(tmp_path / "other", events=[(0.0, "90"), (5.0, "break cnt")])
+    row = qc_row(preprocess_recording(vhdr, HBN_SETTINGS))
+    assert row["status"] == "warning"
+    assert row["reason"] == (
+        "no event in sub-01_task-RestingState_events.tsv matches eeg.conditions (eyesclosed: 30,"
+        " eyes_closed; eyesopen: 20, eyes_open in value); values found (value): 90, break cnt;"
+        " the recording is used whole under its task 'RestingState'. Fix: list the recording's"
+        " event values under its conditions in the cohort file's eeg.conditions."
+    )
+    # one condition found, the other not
+    vhdr = write_hbn_recording(tmp_path / "half", events=[(0.0, "90"), (1.0, "20")])
+    result = preprocess_recording(vhdr, HBN_SETTINGS)
+    assert _condition_annotations(result.raw) == [("condition/eyesopen", 1.0, 80.0)]
+    assert qc_row(result)["reason"].startswith(
+        "no event in sub-01_task-RestingState_events.tsv starts condition eyesclosed"
+    )
+    with pytest.raises(ConfigError, match="starts both condition"):
+        preprocess_recording(vhdr, {"conditions": {"a": {"events": [1]}, "b": {"events": ["1"]}}})

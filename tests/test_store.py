@@ -410,3 +410,49 @@ def test_run_spatial_domain_and_window_views(tmp_path: Path) -> None:
     assert "spatial_window" not in PairDataset(tmp_path / "store")[0]["fmri"]
     with pytest.raises(McspError, match="study.spatial: run"):
         PairDataset(window, window_views=True)
+
+
+def test_eeg_segments_cut_by_condition(tmp_path: Path) -> None:
+    """An HBN-style recording with eyes open / closed marked by events: after cleaning, the store
+    cuts segments inside one condition each, tags them with it, and eyes-closed segments carry
+    more occipital alpha; the second before the first mapped event is left out."""
+    from mcsp.eeg import preprocess_recording, write_clean
+
+    from .test_eeg import HBN_SETTINGS, write_hbn_recording
+
+    result = preprocess_recording(write_hbn_recording(tmp_path / "bids"), HBN_SETTINGS)
+    spans = result.sidecar["conditions"]["spans"]
+    subjects = {
+        f"0{i}": {"site": "S", "ASD": i, "eeg": [("1", "RestingState", 1, [])]} for i in range(2)
+    }
+    write_cohort(tmp_path / "results", "hbn", subjects)
+    for clean in (tmp_path / "results" / "hbn").glob("*_desc-clean_eeg.fif"):
+        write_clean(result, clean, clean.with_suffix(".json"))
+    summary = build_store(_config(["hbn"], spatial="run"), tmp_path / "results", tmp_path / "store")
+    index = read_store_table(tmp_path / "store", "index")
+    assert set(index["tag"]) == {"eyesopen", "eyesclosed"}
+    assert (index["task"] == index["tag"]).all()
+    assert index["start"].astype(float).min() >= 1.0  # before the first mapped event: left out
+    length = STUDY["eeg_segment_s"]
+    for tag, start in zip(index["tag"], index["start"].astype(float), strict=True):
+        inside = [
+            s for s in spans if s["onset_s"] <= start + 1e-6
+            and start + length <= s["onset_s"] + s["duration_s"] + 1e-6
+        ]  # fmt: skip
+        assert [s["condition"] for s in inside] == [tag], (tag, start)
+    seconds = result.sidecar["conditions"]["clean_seconds"]
+    for tag, n in index[index["subject"] == "00"]["tag"].value_counts().items():
+        assert n * length <= seconds[tag] and n * length > seconds[tag] - 4 * length
+    freqs = np.array(summary["eeg_frequencies_hz"])
+    occipital = [CHANNEL_SETS["1020_19"].index(c) for c in ("O1", "O2")]
+    with h5py.File(tmp_path / "store" / "samples.h5") as h5:
+        power = h5["eeg/frequency"][:][:, occipital][:, :, (freqs >= 8) & (freqs <= 12)]
+        spatial = h5["eeg/spatial"][:]
+    alpha = (10.0**power).mean(axis=(1, 2))  # V²/Hz over 8-12 Hz
+    rows = {tag: index.loc[index["tag"] == tag, "row"].astype(int) for tag in seconds}
+    assert alpha[rows["eyesclosed"]].min() > alpha[rows["eyesopen"]].max()
+    assert alpha[rows["eyesclosed"]].mean() > 5 * alpha[rows["eyesopen"]].mean()
+    # study.spatial run: each condition's segments share their condition's mean matrix
+    for tag, rows_of in rows.items():
+        assert np.allclose(spatial[rows_of], spatial[rows_of.iloc[0]]), tag
+    assert not np.allclose(spatial[rows["eyesopen"].iloc[0]], spatial[rows["eyesclosed"].iloc[0]])
