@@ -9,6 +9,7 @@ with too little data left come back with QC status ``excluded`` and a reason.
 
 from __future__ import annotations
 
+import itertools
 import json
 import re
 import tempfile
@@ -26,7 +27,10 @@ from mcsp.atlases import Atlas, AtlasError, get_atlas, is_mni
 from mcsp.exceptions import McspError
 from mcsp.io import atomic_output, write_text
 
-STRATEGIES = ("simple", "srp", "compcor", "scrubbing", "ica_aroma")
+STRATEGIES = ("simple", "compcor", "scrubbing", "ica_aroma")
+# Levels of load_confounds_strategy's motion / wm_csf / global_signal, most columns first.
+CONFOUND_LEVELS = ("full", "derivatives", "power2", "basic")
+LEVEL_OPTIONS = ("motion", "wm_csf", "global_signal")
 # Default share of constant (zero-variance or empty) ROIs above which a run is excluded: the same
 # for BIDS runs (fmri.max_constant_roi_fraction) and imported ones (see mcsp.imports).
 MAX_CONSTANT_ROI_FRACTION = 0.1
@@ -179,6 +183,129 @@ def _load_confounds(
     return conf, sample_mask
 
 
+def nilearn_options(
+    strategy: str,
+    options: Mapping[str, Any] | None,
+    fd_threshold: float | None,
+    std_dvars_threshold: float | None,
+) -> dict[str, Any]:
+    """Arguments of ``load_confounds_strategy``: ``options``, plus the censoring thresholds
+    for ``scrubbing`` (None = no censoring)."""
+    merged = dict(options or {})
+    if strategy == "scrubbing":
+        merged.setdefault("fd_threshold", fd_threshold if fd_threshold is not None else np.inf)
+        merged.setdefault(
+            "std_dvars_threshold",
+            std_dvars_threshold if std_dvars_threshold is not None else np.inf,
+        )
+    return merged
+
+
+@dataclass(frozen=True)
+class StrategyFit:
+    """Whether a confounds file fits a strategy with given options; ``missing``: what it lacks."""
+
+    strategy: str
+    options: dict[str, Any]
+    missing: tuple[str, ...] = ()
+
+    @property
+    def ok(self) -> bool:
+        return not self.missing
+
+
+@dataclass(frozen=True)
+class ConfoundsCheck:
+    """A confounds file against nilearn's strategies and the configured one.
+
+    ``presets``: each nilearn strategy with its default options; ``chosen``: ``fmri.strategy``
+    with ``fmri.strategy_options``; ``fix``: ``strategy_options`` that make the chosen strategy
+    fit (None when it fits or nothing does); ``censor_problem``: why FD/DVARS censoring fails.
+    """
+
+    confounds: Path
+    presets: dict[str, StrategyFit]
+    chosen: StrategyFit
+    fix: dict[str, Any] | None
+    censor_problem: str | None
+
+
+def strategy_fit(confounds: str | Path, strategy: str, options: Mapping[str, Any]) -> StrategyFit:
+    """Try ``load_confounds_strategy`` on ``confounds`` exactly as ``clean_and_parcellate`` does.
+
+    Raises:
+        FmriInputError: the confounds file does not exist.
+    """
+    probe = Path("sub-x_desc-preproc_bold.nii.gz")  # nilearn reads the name only
+    try:
+        _load_confounds(probe, Path(confounds), strategy, dict(options))
+    except FmriInputError as err:
+        if err.__cause__ is None:
+            raise
+        return StrategyFit(strategy, dict(options), _missing_confounds(err.__cause__))
+    return StrategyFit(strategy, dict(options))
+
+
+def fitting_options(
+    confounds: str | Path, strategy: str, options: Mapping[str, Any]
+) -> dict[str, Any] | None:
+    """The ``options`` with the fewest ``motion``/``wm_csf``/``global_signal`` levels lowered
+    (richest first) under which ``confounds`` fits ``strategy``; None when none does."""
+    from nilearn.interfaces.fmriprep.load_confounds_strategy import preset_strategies
+
+    current = {**preset_strategies.get(strategy, {}), **options}
+    keys = [k for k in LEVEL_OPTIONS if current.get(k) in CONFOUND_LEVELS]
+    changes = []
+    for levels in itertools.product(CONFOUND_LEVELS, repeat=len(keys)):
+        change = {k: v for k, v in zip(keys, levels, strict=True) if v != current[k]}
+        if change and all(current[k] == "full" or v == "basic" for k, v in change.items()):
+            changes.append(change)
+    changes.sort(key=lambda c: (len(c), sum(CONFOUND_LEVELS.index(v) for v in c.values())))
+    for change in changes:
+        if strategy_fit(confounds, strategy, {**options, **change}).ok:
+            return {**options, **change}
+    return None
+
+
+def check_confounds(confounds: str | Path, settings: Mapping[str, Any]) -> ConfoundsCheck:
+    """Check one fMRIPrep confounds file against the config's ``fmri`` block before any job."""
+    from nilearn.interfaces.fmriprep.load_confounds_strategy import preset_strategies
+
+    confounds = Path(confounds)
+    fd, dvars = settings.get("fd_threshold", 0.5), settings.get("std_dvars_threshold")
+    presets = {
+        name: strategy_fit(confounds, name, nilearn_options(name, None, fd, dvars))
+        for name in preset_strategies
+    }
+    strategy = settings.get("strategy", "simple")
+    options = nilearn_options(strategy, settings.get("strategy_options"), fd, dvars)
+    chosen = strategy_fit(confounds, strategy, options)
+    fix = None
+    if not chosen.ok:
+        fix = fitting_options(confounds, strategy, options)
+        given = settings.get("strategy_options") or {}
+        fix = fix and {k: v for k, v in fix.items() if k in given or k in LEVEL_OPTIONS}
+    try:
+        raw = pd.read_csv(confounds, sep="\t", na_values=["n/a"], nrows=1)
+        _motion_censor(raw, confounds, fd, dvars)
+        censor_problem = None
+    except FmriInputError as err:
+        censor_problem = str(err)
+    except ValueError as err:  # pandas' parser and empty-data errors
+        censor_problem = f"Confounds file {confounds} cannot be read as a TSV ({err})."
+    return ConfoundsCheck(confounds, presets, chosen, fix, censor_problem)
+
+
+def _missing_confounds(exc: BaseException) -> tuple[str, ...]:
+    """The column names nilearn reports missing, else its message."""
+    text = str(exc)
+    if "json" in text and "CompCor" in text:
+        return ("its JSON sidecar (desc-confounds_timeseries.json, needed for CompCor)",)
+    listed = re.search(r"\[([^\]]*)\]", text) if "missing" in text or "not in" in text else None
+    names = re.findall(r"'([^']+)'", listed.group(1)) if listed else []
+    return tuple(sorted(set(names))) if names else (f"{type(exc).__name__}: {text}",)
+
+
 def _motion_censor(
     raw: pd.DataFrame, confounds: Path, fd_threshold: float | None, dvars_threshold: float | None
 ) -> np.ndarray:
@@ -308,13 +435,7 @@ def clean_and_parcellate(
     n_vols = img.shape[3]
     t_r = _repetition_time(bold, img, tr)
 
-    options = dict(strategy_options or {})
-    if strategy == "scrubbing":
-        options.setdefault("fd_threshold", fd_threshold if fd_threshold is not None else np.inf)
-        options.setdefault(
-            "std_dvars_threshold",
-            std_dvars_threshold if std_dvars_threshold is not None else np.inf,
-        )
+    options = nilearn_options(strategy, strategy_options, fd_threshold, std_dvars_threshold)
     conf, nilearn_mask = _load_confounds(bold, confounds, strategy, options)
     if len(conf) != n_vols:
         raise FmriInputError(

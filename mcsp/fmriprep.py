@@ -1,4 +1,4 @@
-"""fMRIPrep: one job per subject, run through Apptainer/Singularity or Docker, or precomputed.
+"""fMRIPrep: one job per subject, run through Apptainer/Singularity, Docker, or precomputed.
 
 ``fmriprep_command`` builds the full command line of one subject's fMRIPrep run as a list of
 arguments (pure apart from the optional runtime checks and the uid:gid of ``docker run -u``).
@@ -15,6 +15,14 @@ made explicit, ``min(threads - 1, 8)`` (1 for one thread), so that fMRIPrep neve
 the whole node. ``--mem-mb`` is the job's memory minus ``max(1024, mem_mb // 10)`` MB of headroom:
 fMRIPrep's limit steers its scheduler, not the true peak, and the container and Python
 interpreter need memory beyond it; without headroom SLURM kills the job for going over.
+
+Runtime ``fmriprep-docker`` calls fMRIPrep's own Docker wrapper (PyPI ``fmriprep-docker``), which
+binds the same folders itself (the work folder at ``/scratch``, the BIDS database at
+``/tmp/bids_db``) and builds the ``docker run`` line. By default it adds ``-it``, which fails
+without a terminal (SLURM jobs); mcsp passes ``--no-tty``, and spells the memory flag
+``--mem_mb``, the only spelling that stops the wrapper asking "Continue anyway? [y/N]" on a
+Docker host with less than 8 GB (wrapper 25.2.7). The wrapper cannot bind other folders, so
+fMRIPrep uses the TemplateFlow templates inside its image.
 
 The output and work folders must exist before the command runs (Docker would create missing
 ones owned by root); the work folder must be per subject so that parallel jobs never share it.
@@ -36,7 +44,8 @@ from mcsp.config import REPO_ROOT
 from mcsp.exceptions import ConfigError, McspError
 
 CONTAINERS_FILE = REPO_ROOT / "containers" / "fmriprep.yaml"
-RUNTIMES = ("precomputed", "apptainer", "singularity", "docker")
+RUNTIMES = ("precomputed", "apptainer", "singularity", "docker", "fmriprep-docker")
+WRAPPER = "fmriprep-docker"
 DEFAULT_SPACE = "MNI152NLin2009cAsym"
 DEFAULT_RESOLUTION = "2"
 MAX_OMP_THREADS = 8
@@ -81,6 +90,8 @@ _INSTALL = {
     "`module load singularity` in the profile's pre-command)",
     "docker": "install Docker (docs.docker.com/engine/install) and add your user to the "
     "`docker` group",
+    WRAPPER: "`pip install fmriprep-docker` (fMRIPrep's Docker wrapper) and install Docker "
+    "(docs.docker.com/engine/install)",
 }
 _RAW_BOLD = ("_bold.nii.gz", "_bold.nii")
 
@@ -134,6 +145,8 @@ def fmriprep_command(
                 f"path {host!r} contains ':' or ',', which container bind options cannot carry; "
                 "move or link it to a path without them."
             )
+    if runtime == WRAPPER:
+        return _wrapper_command(cohort, label, binds, nthreads, omp, mem_mb)
     env = [f"TEMPLATEFLOW_HOME={C_TEMPLATEFLOW}"]
     if runtime == "docker":
         prefix = ["docker", "run", "--rm", "-u", f"{os.getuid()}:{os.getgid()}"]
@@ -153,12 +166,36 @@ def fmriprep_command(
     args += ["--mem-mb", str(fmriprep_mem_mb(mem_mb))]
     args += ["--fs-license-file", C_LICENSE]
     args += ["-w", C_WORK, "--bids-database-dir", f"{C_WORK}/bids_db", "--notrack"]
-    if cfg["fs_no_reconall"]:
-        args.append("--fs-no-reconall")
+    return prefix + args + _option_args(cohort)
+
+
+def _wrapper_command(
+    cohort: Mapping[str, Any],
+    label: str,
+    binds: Sequence[tuple[str, str, bool]],
+    nthreads: int,
+    omp: int,
+    mem_mb: int,
+) -> list[str]:
+    """``fmriprep-docker`` command line: host paths, which the wrapper binds itself."""
+    host = {inside: path for path, inside, _ in binds}
+    args = [WRAPPER, "--no-tty", "-i", docker_image(cohort), "-u", f"{os.getuid()}:{os.getgid()}"]
+    args += [host[C_BIDS], host[C_OUT], "participant", "--participant-label", label]
+    args += ["--output-spaces", *output_spaces(cohort)]
+    args += ["--nthreads", str(nthreads), "--omp-nthreads", str(omp)]
+    args += ["--mem_mb", str(fmriprep_mem_mb(mem_mb))]
+    args += ["--fs-license-file", host[C_LICENSE]]
+    args += ["-w", host[C_WORK], "--bids-database-dir", f"{host[C_WORK]}/bids_db", "--notrack"]
+    return args + _option_args(cohort)
+
+
+def _option_args(cohort: Mapping[str, Any]) -> list[str]:
+    """fMRIPrep flags from the cohort's switches and ``extra_args``."""
+    cfg = _fmriprep_cfg(cohort)
+    args = ["--fs-no-reconall"] if cfg["fs_no_reconall"] else []
     if cfg["skip_bids_validation"]:
         args.append("--skip-bids-validation")
-    args += _extra_args(cohort, cfg["extra_args"])
-    return prefix + args
+    return args + _extra_args(cohort, cfg["extra_args"])
 
 
 def run_fmriprep(
@@ -184,7 +221,7 @@ def run_fmriprep(
 
     label = participant_label(subject)
     Path(out_dir).mkdir(parents=True, exist_ok=True)
-    Path(work_dir).mkdir(parents=True, exist_ok=True)
+    (Path(work_dir) / "bids_db").mkdir(parents=True, exist_ok=True)
     command = fmriprep_command(
         cohort, label, out_dir=out_dir, work_dir=work_dir, threads=threads, mem_mb=mem_mb
     )
@@ -222,16 +259,17 @@ def check_runtime(cohort: Mapping[str, Any]) -> None:
                 "apptainer, singularity or docker to run fMRIPrep."
             )
         return
-    if shutil.which(runtime) is None:
-        raise ConfigError(
-            f"fmriprep.runtime is {runtime} but `{runtime}` is not on PATH: {_INSTALL[runtime]}, "
-            f"or set fmriprep.runtime in {where} to another runtime "
-            f"({', '.join(r for r in RUNTIMES if r != runtime)})."
-        )
+    for binary in (runtime, "docker") if runtime == WRAPPER else (runtime,):
+        if shutil.which(binary) is None:
+            raise ConfigError(
+                f"fmriprep.runtime is {runtime} but `{binary}` is not on PATH: "
+                f"{_INSTALL[binary]}, or set fmriprep.runtime in {where} to another runtime "
+                f"({', '.join(r for r in RUNTIMES if r != runtime)})."
+            )
     bids_root = Path(_abs(cohort["bids_root"]))
     if not bids_root.is_dir():
         raise ConfigError(f"BIDS root {bids_root} does not exist: set bids_root in {where}.")
-    if runtime != "docker":
+    if runtime not in ("docker", WRAPPER):
         image = cfg["image"] or _missing_image(cohort)
         if not Path(image).is_file():
             raise ConfigError(
@@ -246,6 +284,15 @@ def check_runtime(cohort: Mapping[str, Any]) -> None:
             f"FreeSurfer licence {_abs(license_file)} does not exist: set fmriprep.fs_license in "
             f"{where} to your FreeSurfer licence file (free at {LICENSE_URL})."
         )
+    if runtime == WRAPPER:
+        if cfg["templateflow_home"]:
+            raise ConfigError(
+                f"{where}: fmriprep.templateflow_home is set but runtime fmriprep-docker cannot "
+                "bind it (the wrapper binds only the folders of its own flags; fMRIPrep uses the "
+                "templates inside its image): remove fmriprep.templateflow_home, or set "
+                "fmriprep.runtime to docker, which binds it."
+            )
+        return
     templateflow = Path(templateflow_home(cohort))
     if not templateflow.is_dir():
         raise ConfigError(

@@ -20,8 +20,9 @@ Formats
     (interpolated output); censored output is taken as is. ``mean_fd`` is the mean
     ``framewise_displacement`` of ``<source>_motion.tsv``, else NaN.
 
-Constant-ROI policy (``timeseries.max_constant_roi_fraction``, default 0.1, as BIDS runs'
-``fmri.max_constant_roi_fraction``: ``mcsp.fmri.constant_roi_reason`` for both)
+Constant-ROI policy (the config's ``fmri.max_constant_roi_fraction``, default 0.1, as for BIDS
+runs: ``mcsp.fmri.constant_roi_reason`` for both; the cohort's ``timeseries.
+max_constant_roi_fraction``, when not null, overrides it for that cohort)
     A constant ROI column (zero variance; all zero or all ``n/a``, i.e. no coverage) is kept in
     the contract (``n/a`` written as 0; standardising leaves zeros and ``functional_connectivity``
     gives such ROIs FC 0) and listed in the QC ``zero_variance_rois`` and the sidecar's
@@ -135,8 +136,16 @@ _STRATEGY = {
 # --- inventory -----------------------------------------------------------------------------------
 
 
-def build_imported_inventory(cohort: Mapping[str, Any], *, n_jobs: int = 1) -> Inventory:
+def build_imported_inventory(
+    cohort: Mapping[str, Any],
+    *,
+    n_jobs: int = 1,
+    max_constant_roi_fraction: float | None = None,
+) -> Inventory:
     """One inventory row per time-series file of an ``abide_pcp`` or ``xcpd`` cohort.
+
+    ``max_constant_roi_fraction`` is the config's ``fmri.max_constant_roi_fraction`` (None: its
+    default); see ``constant_roi_limit``.
 
     Columns as ``mcsp.bids.build_inventory``'s: ``path`` and ``derivative`` are the source file,
     ``sidecar`` its XCP-D JSON (or empty). Each file is read (``n_jobs`` processes) so that
@@ -181,7 +190,7 @@ def build_imported_inventory(cohort: Mapping[str, Any], *, n_jobs: int = 1) -> I
         protected = str(bids_root)
 
     expected = _reference_labels([Path(r["path"]) for r in records], fmt)
-    limit = _max_constant_fraction(cohort)
+    limit = constant_roi_limit(cohort, max_constant_roi_fraction)
     jobs = [(r["path"], fmt, expected, limit, False) for r in records]
     for record, parsed in zip(records, _map(_parse_job, jobs, n_jobs), strict=True):
         record["problems"] += parsed.problems
@@ -259,9 +268,20 @@ def _check_folder(cohort: Mapping[str, Any], key: str) -> Path:
     return root
 
 
-def _max_constant_fraction(cohort: Mapping[str, Any]) -> float:
+def constant_roi_limit(
+    cohort: Mapping[str, Any], config_limit: float | None = None
+) -> tuple[float, str]:
+    """The constant-ROI limit of an imported cohort and the setting it comes from.
+
+    The cohort's ``timeseries.max_constant_roi_fraction`` when not null (an override), else the
+    config's ``fmri.max_constant_roi_fraction`` (``config_limit``; None: its default 0.1), the
+    limit BIDS runs use.
+    """
     value = _setting(cohort, "timeseries.max_constant_roi_fraction")
-    return MAX_CONSTANT_ROI_FRACTION if value is None else float(value)
+    if value is not None:
+        return float(value), "timeseries.max_constant_roi_fraction"
+    limit = MAX_CONSTANT_ROI_FRACTION if config_limit is None else float(config_limit)
+    return limit, "fmri.max_constant_roi_fraction"
 
 
 def _new_record(path: Path, subject: str, session: str, task: str, run: str) -> dict[str, Any]:
@@ -524,7 +544,9 @@ def _reference_labels(paths: list[Path], fmt: str) -> tuple[str, ...] | None:
     return headers.most_common(1)[0][0] if headers else None
 
 
-def _parse(path: Path, fmt: str, expected: tuple[str, ...] | None, limit: float) -> _Parsed:
+def _parse(
+    path: Path, fmt: str, expected: tuple[str, ...] | None, limit: tuple[float, str]
+) -> _Parsed:
     """Read and check one source file; problems are (status, reason) pairs."""
     parsed = _Parsed()
     if problem := file_problem(path):
@@ -619,15 +641,13 @@ def _parse(path: Path, fmt: str, expected: tuple[str, ...] | None, limit: float)
     parsed.data = data
     parsed.zero_variance = [labels[i] for i in np.flatnonzero(zero)]
     parsed.empty = [labels[i] for i in np.flatnonzero(empty)]
-    reason = constant_roi_reason(
-        len(parsed.zero_variance), len(labels), limit, "timeseries.max_constant_roi_fraction"
-    )
+    reason = constant_roi_reason(len(parsed.zero_variance), len(labels), *limit)
     if reason:
         parsed.problems.append(("excluded", reason))
     return parsed
 
 
-def _parse_job(job: tuple[str, str, tuple[str, ...] | None, float, bool]) -> _Parsed:
+def _parse_job(job: tuple[str, str, tuple[str, ...] | None, tuple[float, str], bool]) -> _Parsed:
     """``_parse`` for a process pool; drops the data unless asked to keep it."""
     path, fmt, expected, limit, keep = job
     parsed = _parse(Path(path), fmt, expected, limit)
@@ -776,12 +796,14 @@ def import_timeseries(
     out_dir: str | Path,
     *,
     n_jobs: int = 1,
+    max_constant_roi_fraction: float | None = None,
 ) -> pd.DataFrame:
     """Write every usable fMRI row of ``inventory`` as a contract time series + sidecar.
 
     Values are the source's (``write_timeseries`` keeps 6 significant digits); XCP-D ``n/a``
     columns become 0 and volumes XCP-D flagged as outliers but interpolated are dropped. Rows the
     inventory excluded, or that fail the checks now, get no file. ``n_jobs`` processes.
+    ``max_constant_roi_fraction``: the config's ``fmri`` limit (see ``constant_roi_limit``).
 
     Returns:
         The fMRI QC table (``QC_COLUMNS``), one row per fMRI inventory row; ``timeseries`` is
@@ -804,7 +826,7 @@ def import_timeseries(
     records = table[table["modality"] == "fmri"].to_dict("records")
     usable = [r for r in records if r["status"] in USABLE]
     expected = _reference_labels([Path(r["path"]) for r in usable], fmt)
-    limit = _max_constant_fraction(cohort)
+    limit = constant_roi_limit(cohort, max_constant_roi_fraction)
     jobs = []
     for record in records:
         atlas = atlas_of(record["path"], fmt)

@@ -21,9 +21,11 @@ checkpoint cohort_inventory:
         "../workflow/envs/mcsp.yaml"
     threads: 1
     resources:
-        mem_mb=2000,
-        runtime=30,
+        mem_mb=lambda wc, attempt: 2000 * attempt,
+        runtime=lambda wc, attempt: 30 * attempt,
     params:
         strict=CONFIG["strict"],
+        # what the confounds check reads (a change reruns the inventory, hence every job)
+        fmri={k: FMRI[k] for k in CONFOUND_CHECK_KEYS},
     script:
         "../workflow/scripts/cohort_inventory.py"

@@ -556,3 +556,97 @@ def test_fmriprep_rule_runs_the_container_and_feeds_parcellation(
     assert str(out / "fmriprep" / "sub-002") in sidecar  # parcellated from the rule's output
     assert len(pd.read_csv(series[0], sep="\t")) > 10
     assert not (bids / "derivatives").exists()
+
+
+# --- fMRIPrep's own wrapper (fmriprep-docker) ---------------------------------------------------
+
+
+def test_fmriprep_docker_command(setup: dict) -> None:
+    root = setup["root"]
+    setup["cohort"]["fmriprep"]["templateflow_home"] = None
+    assert _command(setup, "fmriprep-docker") == [
+        "fmriprep-docker",
+        "--no-tty",
+        "-i",
+        "nipreps/fmriprep:25.2.7",
+        "-u",
+        f"{os.getuid()}:{os.getgid()}",
+        f"{root}/bids",
+        f"{root}/out",
+        "participant",
+        "--participant-label",
+        "01",
+        "--output-spaces",
+        f"{SPACE}:res-2",
+        "--nthreads",
+        "8",
+        "--omp-nthreads",
+        "7",
+        "--mem_mb",
+        "28800",
+        "--fs-license-file",
+        f"{root}/license.txt",
+        "-w",
+        f"{root}/work/sub-01",
+        "--bids-database-dir",
+        f"{root}/work/sub-01/bids_db",
+        "--notrack",
+    ]
+
+
+def test_fmriprep_docker_checks(setup: dict, monkeypatch: pytest.MonkeyPatch) -> None:
+    setup["cohort"]["fmriprep"]["runtime"] = "fmriprep-docker"
+    with pytest.raises(ConfigError, match="cannot bind it .*set fmriprep.runtime to docker"):
+        check_runtime(setup["cohort"])
+    setup["cohort"]["fmriprep"].update(templateflow_home=None, image=None)
+    check_runtime(setup["cohort"])  # no image file, no TemplateFlow folder needed
+    monkeypatch.setattr(fmriprep.shutil, "which", lambda name: None if name == "docker" else name)
+    with pytest.raises(ConfigError, match="`docker` is not on PATH: install Docker"):
+        check_runtime(setup["cohort"])
+
+
+FAKE_DOCKER = """#!/bin/sh
+case "$1" in
+  version) echo 27.0.0 ;;
+  images) echo 0123abcd ;;
+  run) case "$*" in *entrypoint=free*) echo "Mem: 4000 1 1" ;;
+       *) echo "$@" > "$FAKE_DOCKER_ARGS" ;; esac ;;
+esac
+"""
+
+
+def test_fmriprep_docker_runs_without_a_terminal(
+    setup: dict, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The wrapper itself, with a fake docker on a 4 GB host and no stdin: no prompt, no -it."""
+    import subprocess
+    import sys
+
+    wrapper = pytest.importorskip("fmriprep_docker.__main__")
+    setup["cohort"]["fmriprep"]["templateflow_home"] = None
+    command = _command(setup, "fmriprep-docker")
+    (setup["root"] / "work" / "sub-01" / "bids_db").mkdir()
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "docker").write_text(FAKE_DOCKER)
+    (bin_dir / "docker").chmod(0o755)
+    env = {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}"}
+    env["FAKE_DOCKER_ARGS"] = str(tmp_path / "args.txt")
+    done = subprocess.run(
+        [sys.executable, "-m", wrapper.__package__, *command[1:]],
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        env=env,
+        check=False,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    docker_args = (tmp_path / "args.txt").read_text().split()
+    assert "-it" not in docker_args and "-i" not in docker_args
+    assert docker_args[docker_args.index("nipreps/fmriprep:25.2.7") + 1 :][:3] == [
+        "/data",
+        "/out",
+        "participant",
+    ]
+    assert "--mem_mb" in docker_args and "--no-tty" not in docker_args

@@ -267,6 +267,21 @@ def test_abide_constant_roi_limit_is_configurable(abide) -> None:
     assert table.loc["0050001", "status"] == "ok"
 
 
+def test_abide_constant_roi_limit_is_the_configs(abide) -> None:
+    """No cohort override: the config's fmri.max_constant_roi_fraction decides, as for BIDS."""
+    cohort, _ = abide
+    cohort["timeseries"]["max_constant_roi_fraction"] = None
+    table = build_imported_inventory(cohort).table.set_index("subject")
+    assert table.loc["0050009", "status"] == "excluded"  # the default 0.1
+    assert "more than fmri.max_constant_roi_fraction 0.1" in table.loc["0050009", "reason"]
+    table = build_imported_inventory(cohort, max_constant_roi_fraction=0.5).table
+    assert table.set_index("subject").loc["0050009", "status"] == "ok"
+    cohort["timeseries"]["max_constant_roi_fraction"] = 0.05  # the cohort's override wins
+    table = build_imported_inventory(cohort, max_constant_roi_fraction=0.5).table
+    reason = table.set_index("subject").loc["0050009", "reason"]
+    assert "more than timeseries.max_constant_roi_fraction 0.05" in reason
+
+
 def test_abide_check_cohort_from_a_cohort_file(abide, tmp_path: Path) -> None:
     cohort, _ = abide
     spec = {k: v for k, v in cohort.items() if k != "bids_root"}

@@ -10,5 +10,6 @@ with log_to(snakemake.log[0]):  # noqa: F821
         snakemake.input.cohort_file,  # noqa: F821
         snakemake.output.tsv,  # noqa: F821
         strict=snakemake.params.strict,  # noqa: F821
+        fmri=snakemake.params.fmri,  # noqa: F821
     )
     logging.info("\n%s", inventory.summary())

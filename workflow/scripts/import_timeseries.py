@@ -13,7 +13,11 @@ if __name__ == "__main__":
     with log_to(smk.log[0]):
         inventory = read_inventory(smk.input.inventory)
         table = import_timeseries(
-            smk.params.cohort, inventory, smk.output.folder, n_jobs=smk.threads
+            smk.params.cohort,
+            inventory,
+            smk.output.folder,
+            n_jobs=smk.threads,
+            max_constant_roi_fraction=smk.params.max_constant_roi_fraction,
         )
         write_qc_table(table, smk.output.qc)
         logging.info("imported: %s", table["status"].value_counts().to_dict())
