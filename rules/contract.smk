@@ -28,8 +28,8 @@ if SYNTHETIC_COHORTS:
             "../workflow/envs/mcsp.yaml"
         threads: SYNTH["threads"]
         resources:
-            mem_mb=4000,
-            runtime=60,
+            mem_mb=lambda wc, attempt: 4000 * attempt,
+            runtime=lambda wc, attempt: 60 * attempt,
         params:
             cohort=lambda wc: COHORTS[wc.cohort],
         script:

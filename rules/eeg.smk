@@ -23,8 +23,8 @@ rule eeg_clean:
         "../workflow/envs/mcsp.yaml"
     threads: 1
     resources:
-        mem_mb=3000,
-        runtime=30,
+        mem_mb=lambda wc, attempt: 3000 * attempt,
+        runtime=lambda wc, attempt: 30 * attempt,
     params:
         settings=eeg_settings,
         channels=EEG["channel_set"],
@@ -54,7 +54,7 @@ rule eeg_qc:
         "../workflow/envs/mcsp.yaml"
     threads: 1
     resources:
-        mem_mb=2000,
-        runtime=30,
+        mem_mb=lambda wc, attempt: 2000 * attempt,
+        runtime=lambda wc, attempt: 30 * attempt,
     script:
         "../workflow/scripts/eeg_qc.py"

@@ -20,8 +20,8 @@ if FMRIPREP_COHORTS:
             "../workflow/envs/mcsp.yaml"
         threads: 8
         resources:
-            mem_mb=32000,
-            runtime=24 * 60,
+            mem_mb=lambda wc, attempt: 32000 * attempt,
+            runtime=lambda wc, attempt: 24 * 60 * attempt,
         params:
             cohort=lambda wc: COHORTS[wc.cohort],
             out_dir=lambda wc: f"{RESULTS}/{wc.cohort}/fmriprep",
@@ -47,8 +47,8 @@ rule fmri_timeseries:
         "../workflow/envs/mcsp.yaml"
     threads: 1
     resources:
-        mem_mb=4000,
-        runtime=30,
+        mem_mb=lambda wc, attempt: 4000 * attempt,
+        runtime=lambda wc, attempt: 30 * attempt,
     params:
         settings=FMRI,
         strict=CONFIG["strict"],
@@ -76,8 +76,8 @@ rule fmri_qc:
         "../workflow/envs/mcsp.yaml"
     threads: 1
     resources:
-        mem_mb=2000,
-        runtime=30,
+        mem_mb=lambda wc, attempt: 2000 * attempt,
+        runtime=lambda wc, attempt: 30 * attempt,
     script:
         "../workflow/scripts/fmri_qc.py"
 
@@ -101,8 +101,8 @@ rule fmri_figure:
         "../workflow/envs/mcsp.yaml"
     threads: 1
     resources:
-        mem_mb=2000,
-        runtime=15,
+        mem_mb=lambda wc, attempt: 2000 * attempt,
+        runtime=lambda wc, attempt: 15 * attempt,
     script:
         "../workflow/scripts/fmri_figure.py"
 
@@ -128,9 +128,10 @@ if IMPORTED_COHORTS:
             "../workflow/envs/mcsp.yaml"
         threads: 2
         resources:
-            mem_mb=4000,
-            runtime=60,
+            mem_mb=lambda wc, attempt: 4000 * attempt,
+            runtime=lambda wc, attempt: 60 * attempt,
         params:
             cohort=lambda wc: COHORTS[wc.cohort],
+            max_constant_roi_fraction=FMRI["max_constant_roi_fraction"],
         script:
             "../workflow/scripts/import_timeseries.py"

@@ -23,8 +23,8 @@ rule store:
         "../workflow/envs/mcsp.yaml"
     threads: 2
     resources:
-        mem_mb=4000,
-        runtime=120,
+        mem_mb=lambda wc, attempt: 4000 * attempt,
+        runtime=lambda wc, attempt: 120 * attempt,
     params:
         config={"cohorts": study_cohorts(), "study": CONFIG["study"]},
     script:

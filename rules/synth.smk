@@ -14,8 +14,8 @@ if SYNTH["activate"]:
             "../workflow/envs/mcsp.yaml"
         threads: SYNTH["threads"]
         resources:
-            mem_mb=4000,
-            runtime=60,
+            mem_mb=lambda wc, attempt: 4000 * attempt,
+            runtime=lambda wc, attempt: 60 * attempt,
         params:
             n_subjects=SYNTH["subjects"],
             seed=SYNTH["seed"],

@@ -1,16 +1,24 @@
-"""A real run through the local SLURM cluster with the shipped profile, as a user types it."""
+"""Real runs through the local SLURM cluster with the shipped profile, as a user's copy of it."""
 
 from __future__ import annotations
 
+import copy
+import math
 import re
+import subprocess
 from pathlib import Path
 
 import pandas as pd
 import pytest
+import yaml
 
-from .conftest import REPO, run, slurm_up, tool, write_workflow_config
+from .conftest import REPO, TINY_SETTINGS, run, slurm_up, tool, write_workflow_config
 
 pytestmark = pytest.mark.slurm
+
+PROFILE = REPO / "workflow" / "profiles" / "slurm" / "config.yaml"
+GPU_RULES = ("pretrain", "finetune", "finetune_folds")
+GROUPED_RULES = ("eeg_clean", "fmri_timeseries", "fmri_figure", "finetune", "baseline")
 
 
 @pytest.fixture(scope="module")
@@ -19,10 +27,59 @@ def cluster() -> None:
         pytest.skip("no SLURM controller answers (CI starts one with .ci/slurm-up.sh)")
 
 
+def default_partition() -> str:
+    """The cluster's default partition (marked * by sinfo)."""
+    names = subprocess.run(
+        ["sinfo", "-h", "-o", "%P"], capture_output=True, text=True, timeout=30, check=True
+    ).stdout.split()
+    return next(name.rstrip("*") for name in names if name.endswith("*"))
+
+
+def cluster_profile(root: Path) -> Path:
+    """A copy of the shipped profile as a user makes it: this cluster's partition in place of
+    ``cpu`` and ``gpu``; status checks from 5 s (not 10 s) to keep the tests short."""
+    profile = yaml.safe_load(PROFILE.read_text())
+    partition = default_partition()
+    for resources in [profile["default-resources"], *profile["set-resources"].values()]:
+        if "slurm_partition" in resources:
+            resources["slurm_partition"] = partition
+    profile["slurm-init-seconds-before-status-checks"] = 5
+    folder = root / "profile"
+    folder.mkdir()
+    (folder / "config.yaml").write_text(yaml.safe_dump(profile, sort_keys=False))
+    return folder
+
+
+def slurm_ids(path: Path) -> list[str]:
+    """SLURM job ids a rule log names (mcsp.logs writes ``SLURM job N`` at the start of a job)."""
+    return re.findall(r"SLURM job (\d+)", path.read_text())
+
+
+def test_profile_groups_small_jobs_retries_and_splits_partitions() -> None:
+    profile = yaml.safe_load(PROFILE.read_text())
+    assert profile["retries"] >= 1
+    assert set(GROUPED_RULES) <= set(profile["groups"])
+    assert all(profile["group-components"][profile["groups"][r]] > 1 for r in GROUPED_RULES)
+    # a group job runs its jobs one after another: one slot each, one slot per group job
+    assert profile["default-resources"]["group_slot"] == 1
+    assert profile["resources"]["group_slot"] == 1
+    assert profile["set-resource-scopes"]["group_slot"] == "local"
+    cpu = profile["default-resources"]["slurm_partition"]
+    for rule in GPU_RULES:
+        assert profile["set-resources"][rule]["slurm_partition"] not in (None, cpu), rule
+    for resource in ("mem_mb", "runtime"):
+        assert "attempt" in str(profile["default-resources"][resource]), resource
+
+
 def test_profile_slurm_runs_every_rule_as_a_slurm_job(cluster: None, tmp_path: Path) -> None:
-    config = write_workflow_config(tmp_path, subjects=4, threads=1)
+    """The tiny cohort through SLURM: every rule in a SLURM job, small jobs grouped into fewer
+    sbatch submissions than jobs."""
+    settings = copy.deepcopy(TINY_SETTINGS)
+    settings["pretrain"]["epochs"] = 1
+    config = write_workflow_config(tmp_path, settings=settings, subjects=4, threads=1)
+    profile = cluster_profile(tmp_path)
     result = run(
-        [tool("snakemake"), "--profile", "slurm", "--configfile", str(config)],
+        [tool("snakemake"), "--profile", str(profile), "--configfile", str(config)],
         cwd=REPO,
         timeout=600,
     )
@@ -42,19 +99,36 @@ def test_profile_slurm_runs_every_rule_as_a_slurm_job(cluster: None, tmp_path: P
         "fmri_figure": sorted((logs / "synthetic" / "figures").rglob("*.log")),
         "qc": [logs / "synthetic" / "fmri_qc.log", logs / "synthetic" / "eeg_qc.log"],
         "store": [logs / "store.log"],
-        "pretrain": [logs / "pretrain" / "all.log"],
+        "pretrain": [logs / "pretrain" / "default" / "all.log"],
         "finetune": sorted((logs / "evaluation" / "main" / "mcsp").rglob("*.log")),
         "baseline": sorted((logs / "evaluation" / "main" / "fc_logreg").rglob("*.log")),
         "metrics": [logs / "metrics.log"],
+        "tables": [logs / "report" / "tables.log"],
+        "report": [logs / "report" / "report.log"],
     }
     for rule, paths in rules.items():
         assert paths, f"no log of rule {rule}"
         for log in paths:
-            assert re.search(r"SLURM job \d+", log.read_text()), f"{log}: not a SLURM job"
+            assert slurm_ids(log), f"{log}: not a SLURM job"
+    # a grouped rule's jobs share ceil(jobs / group-components) SLURM jobs, one sbatch call each
+    profile_settings = yaml.safe_load(PROFILE.read_text())
+    groups, components = profile_settings["groups"], profile_settings["group-components"]
+    saved = 0
+    for rule in GROUPED_RULES:
+        ids = {i for log in rules[rule] for i in slurm_ids(log)}
+        size = components[groups[rule]]
+        assert len(ids) == math.ceil(len(rules[rule]) / size) < len(rules[rule]), (
+            f"{rule}: {len(rules[rule])} jobs in SLURM jobs {sorted(ids)}"
+        )
+        saved += len(rules[rule]) - len(ids)
+    submitted = re.findall(r"has been submitted with SLURM jobid (\d+)", output)
+    jobs = sum(len(paths) for paths in rules.values())
+    assert len(set(submitted)) == len(submitted) == jobs - saved, (len(submitted), jobs)
 
 
 def test_failing_job_is_reported_not_hung(cluster: None, tmp_path: Path) -> None:
     config = write_workflow_config(tmp_path, activate=False)
+    profile = cluster_profile(tmp_path)
     cohort = tmp_path / "config" / "cohorts" / "synthetic.yaml"
     empty = tmp_path / "empty_bids"
     empty.mkdir()
@@ -62,7 +136,7 @@ def test_failing_job_is_reported_not_hung(cluster: None, tmp_path: Path) -> None
         cohort.read_text().replace(str(tmp_path / "resources" / "synthetic"), str(empty))
     )
     result = run(
-        [tool("snakemake"), "--profile", "slurm", "--configfile", str(config)],
+        [tool("snakemake"), "--profile", str(profile), "--configfile", str(config)],
         cwd=REPO,
         timeout=300,
     )
@@ -72,3 +146,35 @@ def test_failing_job_is_reported_not_hung(cluster: None, tmp_path: Path) -> None
     log = (tmp_path / "results" / "logs" / "synthetic" / "inventory.log").read_text()
     assert re.search(r"SLURM job \d+", log)
     assert str(empty) in log
+
+
+RETRIED = """
+rule slow:
+    output:
+        "done.txt",
+    resources:
+        mem_mb=lambda wc, attempt: 300 * attempt,
+        runtime=lambda wc, attempt: attempt,
+    shell:
+        "echo attempt {resources.runtime} mem_mb {resources.mem_mb}"
+        " SLURM job $SLURM_JOB_ID >> attempts.txt;"
+        " if [ {resources.runtime} -lt 2 ]; then sleep 600; fi; touch {output}"
+"""
+
+
+def test_job_killed_for_its_time_limit_is_retried_with_more(cluster: None, tmp_path: Path) -> None:
+    """With the profile's retries, a job SLURM kills at its 1 min limit runs again as a new SLURM
+    job with the second attempt's runtime and memory."""
+    (tmp_path / "Snakefile").write_text(RETRIED)
+    profile = cluster_profile(tmp_path)
+    result = run([tool("snakemake"), "--profile", str(profile)], cwd=tmp_path, timeout=300)
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output[-4000:]
+    assert "SLURM status is: 'TIMEOUT'" in output, output[-4000:]
+    lines = (tmp_path / "attempts.txt").read_text().splitlines()
+    assert [line.split(" SLURM")[0] for line in lines] == [
+        "attempt 1 mem_mb 300",
+        "attempt 2 mem_mb 600",
+    ]
+    assert len(set(slurm_ids(tmp_path / "attempts.txt"))) == 2
+    assert (tmp_path / "done.txt").exists()
