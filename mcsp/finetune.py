@@ -5,7 +5,9 @@ encoders are frozen and a linear layer is fitted on their fused embeddings, a li
 ``scratch`` (random encoders, everything trains). Modality and domain subsets make the paper's
 ablations. The protocol is :func:`mcsp.evaluate.evaluation_split`'s: train on the training folds,
 pick the epoch on the validation fold (subject-averaged AUROC, validation loss breaking ties),
-score the test fold once.
+score the test fold once. With ``finetune.teacher`` a multi-domain teacher, fine-tuned first in
+the same job, is distilled into the job's (typically one-domain) model: the paper's cross-model
+distillation across domains.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -209,6 +212,54 @@ def _frame(pairs: pd.DataFrame, y: np.ndarray, probs: np.ndarray) -> pd.DataFram
     return prediction_frame(pairs.assign(sample_id=pairs["pair_id"]), y, probs)
 
 
+def teacher_settings(cfg: Mapping[str, Any]) -> dict[str, Any] | None:
+    """``finetune.teacher`` with its defaults filled, checked against the student's
+    ``finetune.domains``; None (no distillation) when ``teacher.domains`` (or the block) is null."""
+    teacher = merge(schema_defaults("config", "finetune.teacher"), cfg.get("teacher"))
+    if teacher["domains"] is None:
+        return None
+    if set(teacher["domains"]) <= set(cfg["domains"]):
+        raise McspError(
+            f"finetune.teacher.domains {list(teacher['domains'])} add nothing to the student's "
+            f"finetune.domains {list(cfg['domains'])}: the teacher must use more domains (e.g. "
+            "[spatial, temporal, frequency] for a one-domain student)."
+        )
+    if not 0 <= teacher["weight"] <= 1 or teacher["temperature"] <= 0:
+        raise McspError(
+            f"finetune.teacher: weight {teacher['weight']} must lie in [0, 1] and temperature "
+            f"{teacher['temperature']} must be > 0."
+        )
+    return teacher
+
+
+def distillation_loss(
+    student: torch.Tensor, teacher: torch.Tensor, temperature: float
+) -> torch.Tensor:
+    """``T² · KL(softmax(teacher / T) ‖ softmax(student / T))``, averaged over the batch.
+
+    Shapes: ``student`` and ``teacher`` are (B, n_classes) logits; the result is a scalar.
+    """
+    return temperature**2 * nn.functional.kl_div(
+        nn.functional.log_softmax(student.float() / temperature, dim=1),
+        nn.functional.log_softmax(teacher.float() / temperature, dim=1),
+        reduction="batchmean",
+        log_target=True,
+    )
+
+
+@dataclass
+class _Fit:
+    """One fine-tuning run: the chosen grid point, its model selected on the validation fold,
+    the model whose test predictions count (the refitted one when ``refit``) and the records."""
+
+    settings: dict[str, Any]
+    selected: Classifier
+    final: Classifier
+    stopping: EarlyStopping
+    history: list[dict[str, Any]]
+    trials: list[dict[str, Any]]
+
+
 def finetune(
     store_dir: str | Path,
     task: str,
@@ -220,6 +271,11 @@ def finetune(
 ) -> pd.DataFrame:
     """Fine-tune on the training folds, select on the validation fold, score the test fold.
 
+    With ``finetune.teacher`` the job first fine-tunes a teacher on ``teacher.domains`` the same
+    way (no teacher of its own; from random encoders in ``scratch`` mode), then distils its frozen
+    logits into the job's model (see :func:`distillation_loss`); the student is still selected
+    on the validation fold's own score and scores the test fold.
+
     Args:
         store_dir: the dataset store.
         task: a label column of the store.
@@ -227,12 +283,13 @@ def finetune(
         seed: seeds the head, the batch order and dropout (``scratch`` also seeds the encoders).
         pretrained: ``model.pt`` of :func:`mcsp.train.pretrain`; needed for ``full`` and
             ``linear``.
-        settings: the ``finetune`` block (mode, modalities, domains, epochs, …).
+        settings: the ``finetune`` block (mode, modalities, domains, epochs, teacher, …).
         model_settings: the ``model`` block, for ``scratch`` only.
 
     Returns:
         One row per test-fold item (pair, or sample for one modality): ``cohort, subject,
-        sample_id, y, score`` (or ``score_k``), ``split``; ``attrs`` records the selection.
+        sample_id, y, score`` (or ``score_k``), ``split``; ``attrs`` records the selection (and
+        the teacher's).
     """
     cfg = finetune_settings(settings)
     store_dir = Path(store_dir)
@@ -242,6 +299,7 @@ def finetune(
         raise McspError(f"finetune.mode {mode!r}: use one of {', '.join(MODES)}.")
     if mode != "scratch" and pretrained is None:
         raise McspError(f"finetune mode {mode} needs a pretrained model (rule pretrain).")
+    teacher_cfg = teacher_settings(cfg)
     modalities = cfg["modalities"] or store_modalities(store_dir)
     augment = max([cfg["window_augment"], *(cfg["grid"].get("window_augment") or [])]) > 0
     augment = augment and mode != "linear"
@@ -266,10 +324,12 @@ def finetune(
             "fewer folds or more subjects."
         )
 
-    train_set, val_set, test_set = (dataset.subset(m) for m in (train, val, test))
+    val_set, test_set = dataset.subset(val), dataset.subset(test)
     y_val = torch.from_numpy(y[val])
     binary = len(classes) == 2 and len(np.unique(y[val])) == 2
-    features: dict[str, torch.Tensor] = {}  # linear probe: frozen encoders' embeddings
+    criterion = "subject_auroc, then -val_loss" if binary else "-val_loss"
+    # linear probe: the frozen encoders' embeddings, per (domains, item set)
+    features: dict[tuple[tuple[str, ...], str], torch.Tensor] = {}
 
     def build(c: Mapping[str, Any]) -> tuple[Classifier, torch.optim.Optimizer]:
         torch.manual_seed(seed)
@@ -297,13 +357,15 @@ def finetune(
         return model, torch.optim.AdamW(groups, weight_decay=c["weight_decay"])
 
     def embedded(model: Classifier, name: str, mask: np.ndarray) -> torch.Tensor:
-        """The frozen encoders' embeddings of the items of ``mask`` (computed once)."""
-        if name not in features:
+        """The frozen encoders' embeddings of the items of ``mask`` (computed once per domains)."""
+        key = (model.domains, name)
+        if key not in features:
             part = dataset.subset(mask)
-            features[name] = _predict(model, part, cfg["batch_size"], device, True).to(device)
-        return features[name]
+            features[key] = _predict(model, part, cfg["batch_size"], device, True).to(device)
+        return features[key]
 
     def logits_of(model: Classifier, name: str, mask: np.ndarray) -> torch.Tensor:
+        """Eval-mode logits (no augmentation, no gradient) of the items of ``mask``, on CPU."""
         if mode != "linear":
             return _predict(model, dataset.subset(mask), cfg["batch_size"], device)
         model.eval()
@@ -311,15 +373,22 @@ def finetune(
             return model.head(embedded(model, name, mask)).float().cpu()
 
     def trainer(
-        model: Classifier, optimiser: torch.optim.Optimizer, c: Mapping[str, Any], mask, name: str
+        model: Classifier,
+        optimiser: torch.optim.Optimizer,
+        c: Mapping[str, Any],
+        mask: np.ndarray,
+        name: str,
+        teacher: Classifier | None,
     ) -> Callable[[], float]:
-        """One epoch on the items of ``mask`` per call (batch order and augmentations seeded)."""
+        """One epoch on the items of ``mask`` per call (batch order and augmentations seeded);
+        with a ``teacher``, its frozen logits of the same items are distilled."""
         part = dataset.subset(mask)
         targets = torch.from_numpy(y[mask]).to(device)
         weights = compute_class_weight("balanced", classes=np.arange(len(classes)), y=y[mask])
         loss_fn = nn.CrossEntropyLoss(
             weight=torch.tensor(weights, dtype=torch.float32, device=device)
         )
+        soft = None if teacher is None else logits_of(teacher, name, mask).to(device)
         rng = np.random.default_rng([seed, 5])
         generator = torch.Generator().manual_seed(
             int(np.random.default_rng([seed, 13]).integers(2**62))
@@ -329,6 +398,7 @@ def finetune(
             model.train()
             total = 0.0
             for batch in _batches(len(part), c["batch_size"], rng):
+                index = torch.from_numpy(batch).to(device)
                 if mode != "linear":
                     items = collate_pairs([part[int(i)] for i in batch])
                     if augment:
@@ -339,9 +409,11 @@ def finetune(
                                 )
                     logits = model(items, device)
                 else:
-                    rows = embedded(model, name, mask)[torch.from_numpy(batch).to(device)]
-                    logits = model.head(rows)
-                loss = loss_fn(logits.float(), targets[torch.from_numpy(batch).to(device)])
+                    logits = model.head(embedded(model, name, mask)[index])
+                loss = loss_fn(logits.float(), targets[index])
+                if soft is not None:
+                    w, t = teacher_cfg["weight"], teacher_cfg["temperature"]
+                    loss = (1 - w) * loss + w * distillation_loss(logits, soft[index], t)
                 optimiser.zero_grad(set_to_none=True)
                 loss.backward()
                 optimiser.step()
@@ -350,10 +422,12 @@ def finetune(
 
         return epoch
 
-    def select(c: Mapping[str, Any]) -> tuple[Classifier, EarlyStopping, list[dict]]:
+    def select(
+        c: Mapping[str, Any], teacher: Classifier | None
+    ) -> tuple[Classifier, EarlyStopping, list[dict]]:
         """Train on the training folds; keep the epoch that scores best on the validation fold."""
         model, optimiser = build(c)
-        run_epoch = trainer(model, optimiser, c, train, "train")
+        run_epoch = trainer(model, optimiser, c, train, "train", teacher)
         stopping, history = EarlyStopping(c["patience"]), []
         for epoch in range(c["epochs"]):
             train_loss = run_epoch()
@@ -375,20 +449,49 @@ def finetune(
         stopping.restore(model)
         return model, stopping, history
 
-    trials, best = [], None
-    for params in grid_points(cfg["grid"]):
-        c = {**cfg, **params}
-        model, stopping, history = select(c)
-        trials.append({"params": params, "best": stopping.best, "epoch": stopping.best_epoch})
-        if best is None or stopping.best > best[2].best:  # ties keep the earlier grid point
-            best = (c, model, stopping, history)
-    c, model, stopping, history = best
-    if c["refit"]:  # the same recipe on training + validation folds, for the chosen epochs
-        model, optimiser = build(c)
-        run_epoch = trainer(model, optimiser, c, train | val, "train+val")
-        for _ in range(stopping.best_epoch + 1):
-            run_epoch()
-    probs = class_probabilities(logits_of(model, "test", test), len(classes))
+    def fit(base: Mapping[str, Any], teacher: _Fit | None) -> _Fit:
+        """The grid searched on the validation fold, then the refit when asked. A ``teacher``
+        distils its validation-selected model into the selection runs and its refitted model
+        (trained on the same training + validation folds) into the refit."""
+        trials, best = [], None
+        for params in grid_points(base["grid"]):
+            c = {**base, **params}
+            model, stopping, history = select(c, teacher and teacher.selected)
+            trials.append({"params": params, "best": stopping.best, "epoch": stopping.best_epoch})
+            if best is None or stopping.best > best[2].best:  # ties keep the earlier grid point
+                best = (c, model, stopping, history)
+        c, model, stopping, history = best
+        final = model
+        if c["refit"]:  # the same recipe on training + validation folds, for the chosen epochs
+            final, optimiser = build(c)
+            run_epoch = trainer(
+                final, optimiser, c, train | val, "train+val", teacher and teacher.final
+            )
+            for _ in range(stopping.best_epoch + 1):
+                run_epoch()
+        return _Fit(c, model, final, stopping, history, trials)
+
+    teacher, teacher_record = None, None
+    if teacher_cfg is not None:
+        teacher = fit({**cfg, "domains": teacher_cfg["domains"], "teacher": None}, None)
+        teacher_record = {
+            "domains": list(teacher.selected.domains),
+            "weight": float(teacher_cfg["weight"]),
+            "temperature": float(teacher_cfg["temperature"]),
+            "hyperparameters": {k: teacher.settings[k] for k in teacher.trials[0]["params"]},
+            "selection": teacher.stopping.selection(criterion, len(teacher.history)),
+        }
+        log.info(
+            "teacher %s (%s) test fold %d: best epoch %d of %d",
+            "+".join(teacher.selected.domains),
+            mode,
+            test_fold,
+            teacher.stopping.best_epoch,
+            len(teacher.history),
+        )
+    run = fit(cfg, teacher)
+    c, stopping = run.settings, run.stopping
+    probs = class_probabilities(logits_of(run.final, "test", test), len(classes))
     out = _frame(test_set.pairs, y[test], probs)
     out["split"] = "test"
     out.attrs = {
@@ -397,8 +500,8 @@ def finetune(
         "validation_fold": int((test_fold + 1) % n_folds),
         "seed": int(seed),
         "mode": mode,
-        "modalities": list(model.modalities),
-        "domains": list(model.domains),
+        "modalities": list(run.final.modalities),
+        "domains": list(run.final.domains),
         "classes": classes,
         "training_subjects": int(
             pairs[train | val if c["refit"] else train]
@@ -406,12 +509,11 @@ def finetune(
             .shape[0]
         ),
         "refit": bool(c["refit"]),
-        "hyperparameters": {k: c[k] for k in trials[0]["params"]},
-        "grid": trials,
-        "selection": stopping.selection(
-            "subject_auroc, then -val_loss" if binary else "-val_loss", len(history)
-        ),
-        "history": history,
+        "hyperparameters": {k: c[k] for k in run.trials[0]["params"]},
+        "grid": run.trials,
+        "selection": stopping.selection(criterion, len(run.history)),
+        "history": run.history,
+        "teacher": teacher_record,
     }
     log.info(
         "fine-tuned %s (%s) test fold %d: best epoch %d of %d",
@@ -419,6 +521,6 @@ def finetune(
         mode,
         test_fold,
         stopping.best_epoch,
-        len(history),
+        len(run.history),
     )
     return out

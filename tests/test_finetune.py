@@ -13,7 +13,7 @@ import torch
 
 from mcsp.config import validate
 from mcsp.evaluate import METRICS, binary_metrics, subject_scores
-from mcsp.exceptions import McspError
+from mcsp.exceptions import ConfigError, McspError
 from mcsp.experiments import merge_metrics, predictions_path, run_job, summary_table, write_job
 from mcsp.finetune import finetune
 from mcsp.store import read_store_table
@@ -232,6 +232,76 @@ def test_grid_chosen_on_the_validation_fold(store: Path, pretrained: Path) -> No
     assert out.attrs["selection"]["best"] == chosen["best"][0]
     with pytest.raises(McspError, match="cannot be searched"):
         finetune(store, "ASD", 0, pretrained=pretrained, settings={**FAST, "grid": {"epochs": [2]}})
+
+
+STUDENT = {**FAST, "domains": ["spatial"]}
+
+
+@pytest.mark.parametrize(("mode", "refit"), [("full", False), ("linear", True), ("scratch", True)])
+def test_teacher_distils_into_the_student(
+    store: Path,  # noqa: F811
+    pretrained: Path,
+    mode: str,
+    refit: bool,
+) -> None:
+    """The teacher (from scratch too in scratch mode) is fine-tuned first; the job scores the
+    student on the test fold only and records the teacher."""
+    teacher = {"domains": ["spatial", "temporal", "frequency"], "weight": 0.5, "temperature": 2.0}
+    settings = {**STUDENT, "mode": mode, "refit": refit, "teacher": teacher}
+    out = finetune(store, "ASD", 1, pretrained=pretrained, settings=settings, model_settings=MODEL)
+    assert out.attrs["refit"] is refit
+    assert set(out["subject"]) == _test_subjects(store, 1) and set(out["split"]) == {"test"}
+    assert out["score"].between(0, 1).all() and out.attrs["domains"] == ["spatial"]
+    record = out.attrs["teacher"]
+    assert record["domains"] == teacher["domains"]
+    assert (record["weight"], record["temperature"]) == (0.5, 2.0)
+    assert 1 <= record["selection"]["epochs_run"] <= FAST["epochs"]
+    assert 0 <= record["selection"]["best"] <= 1  # the teacher's validation AUROC
+    assert out.attrs["selection"]["criterion"].startswith("subject_auroc")  # the student's own
+    json.dumps(out.attrs)  # the job record stays writable
+
+
+def test_teacher_weight_zero_is_plain_finetuning(store: Path, pretrained: Path) -> None:  # noqa: F811
+    plain = finetune(store, "ASD", 0, seed=2, pretrained=pretrained, settings=STUDENT)
+    assert plain.attrs["teacher"] is None
+    runs = {
+        w: finetune(
+            store,
+            "ASD",
+            0,
+            seed=2,
+            pretrained=pretrained,
+            settings={**STUDENT, "teacher": {"domains": ["spatial", "temporal"], "weight": w}},
+        )
+        for w in (0.0, 0.5)
+    }
+    np.testing.assert_array_equal(runs[0.0]["score"], plain["score"])
+    assert runs[0.0].attrs["history"] == plain.attrs["history"]
+    assert not np.allclose(runs[0.5]["score"], plain["score"])
+    assert runs[0.5].attrs["teacher"]["temperature"] == 2.0  # the schema's default
+
+
+def test_teacher_needs_more_domains(store: Path, pretrained: Path) -> None:  # noqa: F811
+    for student, teacher in ((["spatial"], ["spatial"]), (["spatial", "temporal"], ["temporal"])):
+        settings = {**FAST, "domains": student, "teacher": {"domains": teacher}}
+        with pytest.raises(McspError, match="teacher must use more domains"):
+            finetune(store, "ASD", 0, pretrained=pretrained, settings=settings)
+
+
+def test_teacher_schema_defaults() -> None:
+    off = validate({}, "config", "t")["finetune"]["teacher"]
+    assert off == {"domains": None, "weight": 0.5, "temperature": 2.0}  # no teacher
+    config = validate(
+        {"finetune": {"teacher": {"domains": ["spatial", "temporal"]}}}, "config", "t"
+    )
+    assert config["finetune"]["teacher"] == {
+        "domains": ["spatial", "temporal"],
+        "weight": 0.5,
+        "temperature": 2.0,
+    }
+    for bad in ({"weight": 1.5}, {"temperature": 0}, {"domains": []}, {"alpha": 1}):
+        with pytest.raises(ConfigError, match="teacher"):
+            validate({"finetune": {"teacher": bad}}, "config", "t")
 
 
 def test_job_settings_hold_only_what_the_job_uses() -> None:
