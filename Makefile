@@ -16,10 +16,11 @@ $(STAMP): pyproject.toml
 install: $(STAMP)
 
 demo: install
-	$(BIN)/snakemake --profile workflow/profiles/local
+	$(BIN)/snakemake --profile workflow/profiles/local --configfile config/demo.yaml
 	@cat results/synthetic/inventory.txt
 	@$(BIN)/mcsp qc results/synthetic
 	@$(BIN)/mcsp summary results/evaluation/summary.tsv
+	@echo "Report: $(CURDIR)/results/report/index.html (tables: results/report/tables/)"
 
 test: install
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/pytest -ra --durations=15

@@ -16,6 +16,7 @@ include: "rules/eeg.smk"
 include: "rules/store.smk"
 include: "rules/pretrain.smk"
 include: "rules/evaluate.smk"
+include: "rules/report.smk"
 
 
 rule all:

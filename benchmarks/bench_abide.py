@@ -68,10 +68,10 @@ def main(argv: list[str] | None = None) -> int:
     store = json.loads((results / "store" / "store.json").read_text())
     numbers["store"] = {k: store[k] for k in ("n_subjects", "n_samples", "n_pairs") if k in store}
     numbers["pretrain"] = {
-        path.parent.name: {
+        str(path.parent.relative_to(results / "pretrain")): {
             k: summary.get(k) for k in ("steps", "seconds", "pairs_per_s", "best_loss", "subjects")
         }
-        for path in sorted((results / "pretrain").glob("*/summary.json"))
+        for path in sorted((results / "pretrain").glob("*/*/summary.json"))
         for summary in [json.loads(path.read_text())]
     }
     print(json.dumps(numbers, indent=2))

@@ -150,7 +150,7 @@ def stages(results: str, cohort: str) -> dict[str, list[str]]:
         "inventory": [f"{results}/{cohort}/inventory.tsv"],
         "qc": [f"{results}/{cohort}/eeg_qc.tsv"],
         "store": [f"{results}/store/store.json"],
-        "pretrain": [f"{results}/pretrain/all/model.pt"],
+        "pretrain": [f"{results}/pretrain/default/all/model.pt"],
         "evaluation": [f"{results}/evaluation/summary.tsv", f"{results}/evaluation/paired.tsv"],
     }
 

@@ -7,7 +7,7 @@ mean ± sd over repeats). The same is done with the same architecture at random 
 (several seeds). Usage::
 
     .venv/bin/python benchmarks/bench_probe.py --store results/store \
-        --model results/pretrain/all/model.pt --tasks ASD:fmri ADHD:eeg
+        --model results/pretrain/default/all/model.pt --tasks ASD:fmri ADHD:eeg
 """
 
 from __future__ import annotations
@@ -57,7 +57,7 @@ def probe_auroc(x: np.ndarray, y: np.ndarray, repeats: int = 20) -> tuple[float,
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--store", type=Path, default=Path("results/store"))
-    parser.add_argument("--model", type=Path, default=Path("results/pretrain/all/model.pt"))
+    parser.add_argument("--model", type=Path, default=Path("results/pretrain/default/all/model.pt"))
     parser.add_argument("--tasks", nargs="+", default=["ASD:fmri", "ADHD:eeg"])
     parser.add_argument("--random-seeds", type=int, default=3)
     args = parser.parse_args()

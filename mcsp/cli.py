@@ -49,6 +49,7 @@ def _config_check(args: argparse.Namespace) -> None:
         load_config,
     )
     from mcsp.exceptions import ConfigError
+    from mcsp.plan import check_variants
 
     cohorts = [p for p in args.files if Path(p).parent.name == "cohorts"]
     configs = [load_config(p) for p in args.files if p not in cohorts]
@@ -64,6 +65,7 @@ def _config_check(args: argparse.Namespace) -> None:
         loaded[cohort["name"]] = cohort
     check_cohort_overlap(loaded)
     for config in configs:  # a config given with its cohort files: its study is checked too
+        check_variants(config)
         if config["cohorts"] and all(name in loaded for name in config["cohorts"]):
             check_study_labels(config, {name: loaded[name] for name in config["cohorts"]})
     for path in args.files:
@@ -183,6 +185,12 @@ def _summary(args: argparse.Namespace) -> None:
         print(paired_text(pd.read_csv(paired, sep="\t")))
 
 
+def _report(args: argparse.Namespace) -> None:
+    from mcsp.report import build_report
+
+    print(f"report written to {build_report(args.results_dir, args.out)}")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``mcsp`` (one sub-command per entry point)."""
     parser = argparse.ArgumentParser(
@@ -293,6 +301,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--scope", choices=["pooled folds", "per fold"], default=None, help="default: both"
     )
     summ.set_defaults(func=_summary)
+
+    rep = sub.add_parser("report", help="one self-contained HTML page of a results folder")
+    rep.add_argument("results_dir", type=Path, help="results folder (results_dir)")
+    rep.add_argument(
+        "--out", type=Path, default=None, help="HTML file (default RESULTS_DIR/report/index.html)"
+    )
+    rep.set_defaults(func=_report)
 
     config = sub.add_parser("config", help="config commands")
     config_sub = config.add_subparsers(dest="config_command", required=True)

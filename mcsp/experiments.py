@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -30,62 +30,15 @@ from mcsp.evaluate import (
 from mcsp.exceptions import McspError
 from mcsp.finetune import finetune
 from mcsp.io import atomic_output, write_text
-from mcsp.train import merge
+from mcsp.plan import (
+    MCSP_MODELS,
+    job_settings,
+)
 
 log = logging.getLogger(__name__)
 
-MCSP_MODELS = {"mcsp": "full", "mcsp_linear": "linear", "mcsp_scratch": "scratch"}
 MODELS = (*MCSP_MODELS, *BASELINES)
 PREDICTION_COLUMNS = ["cohort", "subject", "sample_id", "y", "score", "split"]
-
-
-def experiment_settings(config: Mapping[str, Any], experiment: str) -> dict[str, Any]:
-    """``{"models", "tasks", "finetune", "baselines", "pretrain_scope", "seeds"}`` of an
-    experiment: its own keys over the config's.
-
-    ``tasks`` is None when neither the experiment nor ``evaluate.tasks`` lists them (every label
-    of the study's cohorts, which only the workflow knows).
-    """
-    spec = config["evaluate"]["experiments"].get(experiment)
-    if spec is None:
-        raise KeyError(f"experiment {experiment!r} is not in evaluate.experiments")
-    return {
-        "models": list(spec.get("models") or config["evaluate"]["models"]),
-        "tasks": spec.get("tasks") or config["evaluate"].get("tasks"),
-        "finetune": merge(config.get("finetune") or {}, spec.get("finetune")),
-        "baselines": merge(config["evaluate"].get("baselines") or {}, spec.get("baselines")),
-        "pretrain_scope": spec.get("pretrain_scope")
-        or (config.get("pretrain") or {}).get("scope", "all"),
-        "seeds": int(spec.get("seeds") or config["evaluate"].get("seeds", 1)),
-    }
-
-
-def job_settings(config: Mapping[str, Any], experiment: str, model: str) -> dict[str, Any]:
-    """What one evaluation job of ``model`` in ``experiment`` uses, and nothing else: the rule's
-    params, so that adding a model, an experiment or a blend leaves finished jobs up to date.
-
-    MCSP models: ``{"model", "finetune", "strict"}`` (the experiment's fine-tuning settings);
-    baselines: ``{"baseline", "strict"}`` (the experiment's overrides of that baseline's defaults).
-    """
-    spec = experiment_settings(config, experiment)
-    strict = bool(config.get("strict", False))
-    if model in MCSP_MODELS:
-        return {"model": config.get("model"), "finetune": spec["finetune"], "strict": strict}
-    return {"baseline": spec["baselines"].get(model), "strict": strict}
-
-
-def pretraining_name(scope: str, fold: int) -> str:
-    """The pretraining a job of test fold ``fold`` starts from: ``all`` or ``fold-<fold>``."""
-    if scope not in ("all", "train_folds"):
-        raise McspError(f"pretrain scope {scope!r}: use all or train_folds.")
-    return "all" if scope == "all" else f"fold-{int(fold)}"
-
-
-def applicable(model: str, modalities: Iterable[str]) -> bool:
-    """Whether ``model`` can run on a study with these modalities."""
-    if model in MCSP_MODELS:
-        return True
-    return BASELINES[model].modality in set(modalities)
 
 
 def run_job(
@@ -146,11 +99,24 @@ def run_job(
     columns = score_columns(subjects)
     score = subjects["score"] if columns == ["score"] else subjects[columns].to_numpy()
     metrics = tidy_metrics(binary_metrics(subjects["y"], score), **keys)
-    metrics = metrics.assign(n_subjects=len(subjects), note="")
+    metrics = metrics.assign(n_subjects=len(subjects), note=one_class_note(subjects["y"]))
     record = {**predictions.attrs, "pretrained": None if pretrained is None else str(pretrained)}
     predictions = predictions.assign(**keys)
     predictions.attrs = record
     return predictions, metrics
+
+
+def one_class_note(labels: pd.Series) -> str:
+    """Why a test set's AUROC (and one recall) is undefined: its subjects hold one class; else
+    empty."""
+    classes = sorted(pd.unique(labels.dropna()))
+    if len(classes) >= 2:
+        return ""
+    held = f"class {classes[0]} only" if classes else "no labelled subject"
+    return (
+        f"the test subjects ({len(labels)}) hold {held}: AUROC is undefined on this fold "
+        "(the pooled-folds row scores it); use fewer folds or more subjects."
+    )
 
 
 def write_job(predictions: pd.DataFrame, metrics: pd.DataFrame, out: str | Path) -> None:
@@ -180,7 +146,7 @@ def _metrics_by(predictions: pd.DataFrame, by: list[str], **fixed: Any) -> pd.Da
         score = subjects["score"] if columns == ["score"] else subjects[columns].to_numpy()
         keys = {**dict(zip(by, values, strict=True)), **fixed}
         table = tidy_metrics(binary_metrics(subjects["y"], score), **keys)
-        tables.append(table.assign(n_subjects=len(subjects), note=""))
+        tables.append(table.assign(n_subjects=len(subjects), note=one_class_note(subjects["y"])))
     if not tables:
         return pd.DataFrame(columns=[*KEYS, "metric", "value", "n_subjects", "note"])
     return pd.concat(tables, ignore_index=True)

@@ -16,7 +16,6 @@ uninterrupted one, and the same seed gives the same losses on CPU.
 
 from __future__ import annotations
 
-import copy
 import csv
 import hashlib
 import json
@@ -38,23 +37,13 @@ from mcsp.exceptions import ConfigError, McspError
 from mcsp.io import write_text
 from mcsp.losses import pretraining_loss
 from mcsp.models import MCSP
+from mcsp.plan import merge
 from mcsp.store import PairDataset, collate_pairs
 
 log = logging.getLogger(__name__)
 
 SUM_TERMS = ("total", "contrastive", "distillation", "consistency", "reconstruction")
 VALIDATION_STEP = 10**9  # validation batch k is seeded as step VALIDATION_STEP + k
-
-
-def merge(defaults: Mapping[str, Any], given: Mapping[str, Any] | None) -> dict[str, Any]:
-    """``defaults`` updated by ``given``, nested dicts merged key by key."""
-    out = copy.deepcopy(dict(defaults))
-    for key, value in (given or {}).items():
-        if isinstance(value, Mapping) and isinstance(out.get(key), Mapping):
-            out[key] = merge(out[key], value)
-        else:
-            out[key] = copy.deepcopy(value)
-    return out
 
 
 def training_settings(config: Mapping[str, Any]) -> dict[str, Any]:
@@ -373,10 +362,14 @@ def pretrain(
         exclude_folds=train_cfg["exclude_folds"],
         window_views=train_cfg["augment"]["window_view"] > 0,
     )
+    kinds = dataset.pairs["kind"].isin(train_cfg["pairs"]).to_numpy()
+    if not kinds.all():
+        dataset = dataset.subset(kinds)
     if len(dataset) < 2:
         raise McspError(
             f"{store_dir}: {len(dataset)} pair(s) left for pretraining (pretrain.exclude_folds "
-            f"{train_cfg['exclude_folds']}): at least 2 are needed."
+            f"{train_cfg['exclude_folds']}, pretrain.pairs {train_cfg['pairs']}): at least 2 are "
+            "needed."
         )
     train_mask, val_mask = split_subjects(
         dataset.pairs, train_cfg["val_fraction"], train_cfg["seed"]

@@ -13,6 +13,7 @@ from mcsp.config import (
     validate,
 )
 from mcsp.exceptions import CohortError, ConfigError
+from mcsp.plan import check_variants, table_names
 from mcsp.runlock import LOCK_NAME, acquire, release
 
 CONFIG = validate(config, "config", source="config (config/config.yaml and --config)")
@@ -20,10 +21,13 @@ RESULTS = CONFIG["results_dir"]
 SYNTH = CONFIG["synth"]
 FMRI = CONFIG["fmri"]
 EEG = CONFIG["eeg"]
+CONFOUND_CHECK_KEYS = ("strategy", "strategy_options", "fd_threshold", "std_dvars_threshold")
 ATLAS = FMRI["atlas"]
 COHORTS = {name: load_cohort(cohort_path(CONFIG, name)) for name in CONFIG["cohorts"]}
 check_cohort_overlap(COHORTS)
 check_study_labels(CONFIG, COHORTS)
+check_variants(CONFIG)
+TABLE_NAMES = table_names(CONFIG)
 GENERATED = [SYNTH["out"]] if SYNTH["activate"] else []
 BIDS_COHORTS = [name for name, c in COHORTS.items() if c["format"] == "bids"]
 IMPORTED_COHORTS = [
@@ -40,6 +44,9 @@ FMRIPREP_COHORTS = [
 # one run at a time per results folder (not taken by dry runs or runs with nothing to do)
 onstart:
     acquire(RESULTS)
+    from mcsp.provenance import write as write_provenance
+
+    write_provenance(RESULTS, CONFIG, sys.argv)
 
 
 onsuccess:
@@ -172,15 +179,33 @@ def store_inputs(wildcards):
     return [table for cohort in study_cohorts() for table in qc_tables(cohort)]
 
 
-def all_targets(wildcards):
-    """Everything the default target asks for (read after the inventory checkpoints)."""
+def run_targets():
+    """Every output of the run the report shows (read after the inventory checkpoints)."""
     targets = [target for cohort in COHORTS for target in cohort_targets(cohort)]
     return targets + [
         f"{RESULTS}/store/store.json",
-        *(f"{RESULTS}/pretrain/{name}/model.pt" for name in pretraining_dirs()),
+        *(f"{RESULTS}/pretrain/{name}/summary.json" for name in pretraining_dirs()),
         f"{RESULTS}/evaluation/summary.tsv",
         f"{RESULTS}/evaluation/paired.tsv",
+        f"{RESULTS}/report/tables/index.json",
     ]
+
+
+def all_targets(wildcards):
+    """Everything the default target asks for: the run, and its report last."""
+    return [*run_targets(), f"{RESULTS}/report/index.html"]
+
+
+def report_input(wildcards):
+    """The report is built from the whole run."""
+    return {"run": run_targets()}
+
+
+def table_context():
+    """Footnotes and n/a reasons of the tables (mcsp.plan.table_context)."""
+    from mcsp.plan import table_context as context
+
+    return context(CONFIG, study_modalities())
 
 
 # --- fMRI branch inputs ---
@@ -235,12 +260,17 @@ def eeg_input(wildcards):
 
 
 def eeg_settings(wildcards):
-    """The config's EEG preprocessing settings plus the cohort's montage for this recording."""
+    """The config's EEG preprocessing settings plus the cohort's montage (and conditions)."""
     from mcsp.bids import cohort_montage
 
     row = usable_row(wildcards, "eeg")
-    montage = cohort_montage(COHORTS[wildcards.cohort], row["site"])
-    return {**EEG["preprocessing"], "montage": montage}
+    cohort = COHORTS[wildcards.cohort]
+    settings = {**EEG["preprocessing"], "montage": cohort_montage(cohort, row["site"])}
+    if cohort["eeg"][
+        "conditions"
+    ]:  # conditions marked by events (absent: params unchanged)
+        settings["conditions"] = cohort["eeg"]["conditions"]
+    return settings
 
 
 def cohort_eeg_sidecars(wildcards):
@@ -270,7 +300,7 @@ def study_modalities():
 
 def evaluation_tasks(experiment):
     """The experiment's tasks, evaluate.tasks, or every label the study's cohorts define."""
-    from mcsp.experiments import experiment_settings
+    from mcsp.plan import experiment_settings
 
     tasks = experiment_settings(CONFIG, experiment)["tasks"]
     if tasks:
@@ -292,15 +322,23 @@ def evaluation_folds():
     return list(range(CONFIG["study"]["folds"]))
 
 
+def model_runs(experiment, model):
+    """Whether ``model`` of ``experiment`` has a modality of the study to use (an EEG-only
+    model on an fMRI-only study is marked not applicable in the tables instead)."""
+    from mcsp.plan import model_modalities
+
+    return bool(model_modalities(CONFIG, experiment, model, study_modalities()))
+
+
 def evaluation_jobs():
     """Metrics files of every (experiment, model, task, fold, seed) job."""
-    from mcsp.experiments import applicable, experiment_settings
+    from mcsp.plan import experiment_settings
 
     jobs = []
     for experiment in EVALUATE["experiments"]:
         settings = experiment_settings(CONFIG, experiment)
         for model in settings["models"]:
-            if not applicable(model, study_modalities()):
+            if not model_runs(experiment, model):
                 continue
             for task in evaluation_tasks(experiment):
                 for fold in evaluation_folds():
@@ -313,49 +351,69 @@ def evaluation_jobs():
 
 
 def evaluation_job_settings(wildcards):
-    """Only the settings this evaluation job uses (mcsp.experiments.job_settings)."""
-    from mcsp.experiments import job_settings
+    """Only the settings this evaluation job uses (mcsp.plan.job_settings)."""
+    from mcsp.plan import job_settings
 
     return job_settings(CONFIG, wildcards.experiment, wildcards.model)
 
 
 def pretraining_dirs():
-    """Every pretraining the evaluation needs: ``all`` and / or ``fold-K`` per test fold."""
-    from mcsp.experiments import experiment_settings, pretraining_name
+    """Every pretraining the evaluation needs: ``<variant>/all`` and / or ``<variant>/fold-K``."""
+    from mcsp.plan import experiment_settings, pretraining_dir
 
     names = []
     for experiment in EVALUATE["experiments"]:
         settings = experiment_settings(CONFIG, experiment)
         if not any(m in ("mcsp", "mcsp_linear") for m in settings["models"]):
             continue
+        if not model_runs(experiment, "mcsp"):
+            continue
         for fold in evaluation_folds():
-            name = pretraining_name(settings["pretrain_scope"], fold)
+            name = pretraining_dir(CONFIG, experiment, fold)
             if name not in names:
                 names.append(name)
-    return names or ["all"]
+    return names
 
 
 def pretrain_params(wildcards):
-    """The pretraining settings of ``all`` or ``fold-K`` (fold K's subjects left out)."""
-    pretrain = {k: v for k, v in CONFIG["pretrain"].items() if k != "scope"}
-    settings = {"model": CONFIG["model"], "pretrain": pretrain}
-    if wildcards.scope != "all":
-        fold = int(wildcards.scope.removeprefix("fold-"))
-        excluded = set(CONFIG["pretrain"]["exclude_folds"]) | {fold}
-        settings["pretrain"]["exclude_folds"] = sorted(excluded)
-    return settings
+    """The settings of pretraining ``<variant>/<all|fold-K>`` (mcsp.plan.pretrain_job_config)."""
+    from mcsp.plan import pretrain_job_config
+
+    return pretrain_job_config(CONFIG, wildcards.variant, wildcards.scope)
+
+
+def job_folds(wildcards):
+    """The test folds of an evaluation job: its fold, or every fold (evaluate.batch_folds)."""
+    if "fold" in wildcards.keys():
+        return [int(wildcards.fold)]
+    return evaluation_folds()
+
+
+def job_pretrainings(wildcards):
+    """{fold: pretrained model.pt} of an MCSP evaluation job ({} for mcsp_scratch)."""
+    from mcsp.plan import pretraining_dir
+
+    if wildcards.model == "mcsp_scratch":
+        return {}
+    return {
+        fold: f"{RESULTS}/pretrain/"
+        f"{pretraining_dir(CONFIG, wildcards.experiment, fold)}/model.pt"
+        for fold in job_folds(wildcards)
+    }
+
+
+def evaluation_job_plan(wildcards):
+    """The folds an evaluation job runs and the pretrained model of each."""
+    return {"folds": job_folds(wildcards), "pretrained": job_pretrainings(wildcards)}
 
 
 def finetune_input(wildcards):
-    """The store, and the fold's pretrained model unless the model starts from scratch."""
-    from mcsp.experiments import experiment_settings, pretraining_name
-
+    """The store, and the folds' pretrained models unless the model starts from scratch."""
     inputs = {
         "summary": f"{RESULTS}/store/store.json",
         "samples": f"{RESULTS}/store/samples.h5",
     }
-    if wildcards.model != "mcsp_scratch":
-        scope = experiment_settings(CONFIG, wildcards.experiment)["pretrain_scope"]
-        name = pretraining_name(scope, int(wildcards.fold))
-        inputs["pretrained"] = f"{RESULTS}/pretrain/{name}/model.pt"
+    pretrained = sorted(set(job_pretrainings(wildcards).values()))
+    if pretrained:
+        inputs["pretrained"] = pretrained
     return inputs

@@ -1,52 +1,109 @@
-# Cross-validated evaluation: one job per (experiment, model, task, fold, seed), then one table.
+# Cross-validated evaluation: one job per (experiment, model, task, fold, seed), or with
+# evaluate.batch_folds one job per (experiment, model, task, seed) running every test fold in one
+# process; then one table.
+EVAL_OUT = f"{RESULTS}/evaluation/{{experiment}}/{{model}}/{{task}}"
+MCSP_MODELS_RE = "|".join(MCSP_MODEL_NAMES)
+BASELINES_RE = "fc_logreg|fc_svm|bandpower_logreg|eegnet|brainnetcnn"
 
 
-rule finetune:
-    input:
-        unpack(finetune_input),
-    output:
-        f"{RESULTS}/evaluation/{{experiment}}/{{model}}/{{task}}/fold-{{fold}}_seed-{{seed}}_metrics.tsv",
-    log:
-        f"{RESULTS}/logs/evaluation/{{experiment}}/{{model}}/{{task}}/fold-{{fold}}_seed-{{seed}}.log",
-    wildcard_constraints:
-        model="|".join(MCSP_MODEL_NAMES),
-        fold=r"\d+",
-        seed=r"\d+",
-    conda:
-        "../workflow/envs/mcsp.yaml"
-    threads: 1
-    resources:
-        mem_mb=4000,
-        runtime=120,
-        gpu=1 if CONFIG["use_gpu"] else 0,
-    params:
-        config=evaluation_job_settings,
-    script:
-        "../workflow/scripts/evaluate_job.py"
+if EVALUATE["batch_folds"]:
+    EVAL_FOLDS = evaluation_folds()
 
+    rule finetune_folds:
+        input:
+            unpack(finetune_input),
+        output:
+            [f"{EVAL_OUT}/fold-{fold}_seed-{{seed}}_metrics.tsv" for fold in EVAL_FOLDS],
+        log:
+            f"{RESULTS}/logs/evaluation/{{experiment}}/{{model}}/{{task}}/seed-{{seed}}.log",
+        wildcard_constraints:
+            model=MCSP_MODELS_RE,
+            seed=r"\d+",
+        conda:
+            "../workflow/envs/mcsp.yaml"
+        threads: 1
+        resources:
+            mem_mb=lambda wc, attempt: 4000 * attempt,
+            runtime=lambda wc, attempt: 120 * attempt,
+            gpu=1 if CONFIG["use_gpu"] else 0,
+        params:
+            config=evaluation_job_settings,
+            plan=evaluation_job_plan,
+        script:
+            "../workflow/scripts/evaluate_job.py"
 
-rule baseline:
-    input:
-        summary=f"{RESULTS}/store/store.json",
-        samples=f"{RESULTS}/store/samples.h5",
-    output:
-        f"{RESULTS}/evaluation/{{experiment}}/{{model}}/{{task}}/fold-{{fold}}_seed-{{seed}}_metrics.tsv",
-    log:
-        f"{RESULTS}/logs/evaluation/{{experiment}}/{{model}}/{{task}}/fold-{{fold}}_seed-{{seed}}.log",
-    wildcard_constraints:
-        model="fc_logreg|fc_svm|bandpower_logreg|eegnet|brainnetcnn",
-        fold=r"\d+",
-        seed=r"\d+",
-    conda:
-        "../workflow/envs/mcsp.yaml"
-    threads: 1
-    resources:
-        mem_mb=4000,
-        runtime=60,
-    params:
-        config=evaluation_job_settings,
-    script:
-        "../workflow/scripts/evaluate_job.py"
+    rule baseline_folds:
+        input:
+            summary=f"{RESULTS}/store/store.json",
+            samples=f"{RESULTS}/store/samples.h5",
+        output:
+            [f"{EVAL_OUT}/fold-{fold}_seed-{{seed}}_metrics.tsv" for fold in EVAL_FOLDS],
+        log:
+            f"{RESULTS}/logs/evaluation/{{experiment}}/{{model}}/{{task}}/seed-{{seed}}.log",
+        wildcard_constraints:
+            model=BASELINES_RE,
+            seed=r"\d+",
+        conda:
+            "../workflow/envs/mcsp.yaml"
+        threads: 1
+        resources:
+            mem_mb=lambda wc, attempt: 4000 * attempt,
+            runtime=lambda wc, attempt: 60 * attempt,
+        params:
+            config=evaluation_job_settings,
+            plan=evaluation_job_plan,
+        script:
+            "../workflow/scripts/evaluate_job.py"
+
+else:
+
+    rule finetune:
+        input:
+            unpack(finetune_input),
+        output:
+            f"{EVAL_OUT}/fold-{{fold}}_seed-{{seed}}_metrics.tsv",
+        log:
+            f"{RESULTS}/logs/evaluation/{{experiment}}/{{model}}/{{task}}/fold-{{fold}}_seed-{{seed}}.log",
+        wildcard_constraints:
+            model=MCSP_MODELS_RE,
+            fold=r"\d+",
+            seed=r"\d+",
+        conda:
+            "../workflow/envs/mcsp.yaml"
+        threads: 1
+        resources:
+            mem_mb=lambda wc, attempt: 4000 * attempt,
+            runtime=lambda wc, attempt: 120 * attempt,
+            gpu=1 if CONFIG["use_gpu"] else 0,
+        params:
+            config=evaluation_job_settings,
+            plan=evaluation_job_plan,
+        script:
+            "../workflow/scripts/evaluate_job.py"
+
+    rule baseline:
+        input:
+            summary=f"{RESULTS}/store/store.json",
+            samples=f"{RESULTS}/store/samples.h5",
+        output:
+            f"{EVAL_OUT}/fold-{{fold}}_seed-{{seed}}_metrics.tsv",
+        log:
+            f"{RESULTS}/logs/evaluation/{{experiment}}/{{model}}/{{task}}/fold-{{fold}}_seed-{{seed}}.log",
+        wildcard_constraints:
+            model=BASELINES_RE,
+            fold=r"\d+",
+            seed=r"\d+",
+        conda:
+            "../workflow/envs/mcsp.yaml"
+        threads: 1
+        resources:
+            mem_mb=lambda wc, attempt: 4000 * attempt,
+            runtime=lambda wc, attempt: 60 * attempt,
+        params:
+            config=evaluation_job_settings,
+            plan=evaluation_job_plan,
+        script:
+            "../workflow/scripts/evaluate_job.py"
 
 
 rule metrics:

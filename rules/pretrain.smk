@@ -1,6 +1,8 @@
-# Self-supervised pretraining of MCSP on the dataset store (mcsp.train.pretrain): results/pretrain/all
-# on every subject (pretrain.scope all) or results/pretrain/fold-K without test fold K's subjects
-# (train_folds). A job killed by a time limit resumes from its checkpoint.pt when rerun.
+# Self-supervised pretraining of MCSP on the dataset store (mcsp.train.pretrain), one job per
+# variant (default = the pretrain and model blocks; pretrain.variants) and scope:
+# results/pretrain/<variant>/all on every subject (pretrain.scope all) or
+# results/pretrain/<variant>/fold-K without test fold K's subjects (train_folds). A job killed by a
+# time limit resumes from its checkpoint.pt when rerun.
 
 
 rule pretrain:
@@ -10,21 +12,22 @@ rule pretrain:
         pairs=f"{RESULTS}/store/pairs.tsv",
         samples=f"{RESULTS}/store/samples.h5",
     output:
-        model=f"{RESULTS}/pretrain/{{scope}}/model.pt",
-        summary=f"{RESULTS}/pretrain/{{scope}}/summary.json",
-        subjects=f"{RESULTS}/pretrain/{{scope}}/subjects.tsv",
+        model=f"{RESULTS}/pretrain/{{variant}}/{{scope}}/model.pt",
+        summary=f"{RESULTS}/pretrain/{{variant}}/{{scope}}/summary.json",
+        subjects=f"{RESULTS}/pretrain/{{variant}}/{{scope}}/subjects.tsv",
     log:
-        f"{RESULTS}/logs/pretrain/{{scope}}.log",
+        f"{RESULTS}/logs/pretrain/{{variant}}/{{scope}}.log",
     benchmark:
-        f"{RESULTS}/benchmarks/pretrain/{{scope}}.tsv"
+        f"{RESULTS}/benchmarks/pretrain/{{variant}}/{{scope}}.tsv"
     wildcard_constraints:
+        variant="[A-Za-z0-9_]+",
         scope=r"all|fold-\d+",
     conda:
         "../workflow/envs/mcsp.yaml"
     threads: 2
     resources:
-        mem_mb=8000,
-        runtime=240,
+        mem_mb=lambda wc, attempt: 8000 * attempt,
+        runtime=lambda wc, attempt: 240 * attempt,
         gpu=1 if CONFIG["use_gpu"] else 0,
     params:
         config=pretrain_params,

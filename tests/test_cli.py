@@ -167,3 +167,14 @@ def test_a_modality_whose_recordings_were_all_excluded_is_named(tmp_path: Path) 
     assert len(messages) == 1
     assert "cohort hbn: all 22 fMRI runs were excluded" in messages[0]
     assert "22 × Confounds file <file> does not fit strategy 'simple'" in messages[0]
+
+
+def test_config_check_reads_the_pretraining_variants(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+
+    bad = tmp_path / "variants.yaml"
+    bad.write_text("pretrain:\n  variants:\n    x: {model: {domain: [spatial]}}\n")
+    assert main(["config", "check", str(bad)]) == 2
+    assert "did you mean 'model.domains'" in capsys.readouterr().err
+    assert main(["config", "check", str(REPO / "config" / "experiments" / "paper.yaml")]) == 0

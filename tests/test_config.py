@@ -69,7 +69,7 @@ def test_experiment_files_are_valid(path: Path) -> None:
     """An experiment file, merged over config.yaml as Snakemake does, is a valid config whose
     cohorts exist and whose synthetic cohort (if any) is generated where its cohort file reads."""
     from mcsp.config import validate
-    from mcsp.train import merge
+    from mcsp.plan import check_variants, merge
 
     base = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
     config = validate(merge(base, yaml.safe_load(path.read_text())), "config", str(path))
@@ -78,6 +78,7 @@ def test_experiment_files_are_valid(path: Path) -> None:
         if config["synth"]["activate"] and cohort.get("bids_root"):
             assert cohort["bids_root"] == config["synth"]["out"], name
     assert config["results_dir"] != "results", "experiment sets write beside the demo's results"
+    check_variants(config)
 
 
 def test_synth_defaults_match_the_generator() -> None:

@@ -182,7 +182,7 @@ def test_tidy_metrics_and_summary() -> None:
 
 def test_experiment_settings_override_the_defaults() -> None:
     from mcsp.config import validate
-    from mcsp.experiments import experiment_settings
+    from mcsp.plan import experiment_settings
 
     config = validate(
         {
@@ -236,3 +236,13 @@ def test_early_stopping_keeps_the_best_epoch() -> None:
     assert stopping.selection("auroc", 5) == {
         "criterion": "auroc", "best": 0.7, "best_epoch": 2, "epochs_run": 5
     }  # fmt: skip
+
+
+def test_a_one_class_test_fold_says_why_its_auroc_is_missing() -> None:
+    import pandas as pd
+
+    from mcsp.experiments import one_class_note
+
+    assert one_class_note(pd.Series([0, 1, 1])) == ""
+    note = one_class_note(pd.Series([1, 1, 1]))
+    assert "hold class 1 only" in note and "(3)" in note

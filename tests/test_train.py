@@ -15,7 +15,7 @@ import pytest
 import torch
 
 from mcsp.config import validate
-from mcsp.exceptions import ConfigError
+from mcsp.exceptions import ConfigError, McspError
 from mcsp.store import PairDataset, build_store
 from mcsp.train import (
     embed,
@@ -295,3 +295,38 @@ def test_masked_node_reconstruction_term(store: Path, tmp_path: Path) -> None:
     assert extended["resumed_from"] == summary["steps"]
     off = pretrain(store, tmp_path / "off", _config(epochs=1))
     assert _losses(tmp_path / "off")["reconstruction"].isna().all() and off["steps"] > 0
+
+
+def test_pair_kinds_choose_the_pretraining_pairs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """pretrain.pairs: natural only reads no cross-matched pair; a kind the store lacks errs."""
+    import mcsp.train as train
+
+    subjects = {
+        f"{i:02d}": {
+            "site": "S0",
+            "ASD": i % 2,
+            "fmri": [("1", 40, 2.0, False), ("2", 40, 2.0, False)],
+            "eeg": [("1", "eyesopen", 8, []), ("2", "eyesopen", 8, [])],
+        }
+        for i in range(6)
+    }
+    write_cohort(tmp_path / "results", "p", subjects, rois=8)
+    config = validate({"cohorts": ["p"], "study": STUDY}, "config", "test")
+    build_store(config, tmp_path / "results", tmp_path / "store")
+    pairs = pd.read_csv(tmp_path / "store" / "pairs.tsv", sep="\t", dtype=str)
+    kind_of = dict(zip(pairs["pair_id"], pairs["kind"], strict=True))
+    assert {"natural", "cross"} <= set(kind_of.values())
+    seen: list[str] = []
+    real = train.batch_loss
+
+    def record(model, batch, settings, device, seed):  # noqa: ANN001, ANN202
+        seen.extend(batch["pair_id"])
+        return real(model, batch, settings, device, seed)
+
+    monkeypatch.setattr(train, "batch_loss", record)
+    pretrain(tmp_path / "store", tmp_path / "natural", _config(epochs=1, pairs=["natural"]))
+    assert seen and {kind_of[p] for p in seen} == {"natural"}
+    with pytest.raises(McspError, match=r"pretrain.pairs \['eeg_only'\]"):
+        pretrain(tmp_path / "store", tmp_path / "none", _config(epochs=1, pairs=["eeg_only"]))

@@ -186,6 +186,23 @@ def branches(tiny_cohort: Path, tmp_path_factory: pytest.TempPathFactory) -> dic
     settings["evaluate"]["experiments"] = {
         "main": {},
         "heldout": {"models": ["mcsp"], "pretrain_scope": "train_folds"},
+        # a pretraining variant: the spatial domain only, its own job and folder
+        "spatial": {"models": ["mcsp"], "pretrain_variant": "S"},
+    }
+    # every test fold of a (experiment, model, task, seed) in one job
+    settings["evaluate"]["batch_folds"] = True
+    settings["pretrain"]["variants"] = {"S": {"model": {"domains": ["spatial"]}}}
+    settings["report"] = {
+        "tables": {
+            "main": {"rows": [{"experiment": "main"}]},
+            "domains": {
+                "reference": {"experiment": "main", "model": "mcsp"},
+                "rows": [
+                    {"experiment": "spatial", "model": "mcsp", "label": "S"},
+                    {"experiment": "main", "model": "mcsp", "label": "S+T+F"},
+                ],
+            },
+        }
     }
     config = write_workflow_config(root, bids=bids, settings=settings)
     result = run(_snakemake(root, config), cwd=root, timeout=900)
@@ -300,9 +317,9 @@ def test_store_built_from_both_branches(branches: dict) -> None:
 @pytest.mark.workflow
 def test_pretraining_and_evaluation_ran(branches: dict) -> None:
     results = branches["root"] / "results"
-    summary = json.loads((results / "pretrain" / "all" / "summary.json").read_text())
+    summary = json.loads((results / "pretrain" / "default" / "all" / "summary.json").read_text())
     assert summary["steps"] == summary["total_steps"] > 0 and summary["exclude_folds"] == []
-    curve = pd.read_csv(results / "pretrain" / "all" / "metrics.csv")
+    curve = pd.read_csv(results / "pretrain" / "default" / "all" / "metrics.csv")
     assert curve.loc[curve["split"] == "train", "step"].iloc[-1] == summary["steps"]
     assert (curve["split"] == "val").sum() == summary["epochs"]
     metrics = pd.read_csv(results / "evaluation" / "metrics.tsv", sep="\t", dtype={"fold": str})
@@ -316,7 +333,7 @@ def test_pretraining_and_evaluation_ran(branches: dict) -> None:
     assert "mean ± sd" in table.columns
     paired = pd.read_csv(results / "evaluation" / "paired.tsv", sep="\t")
     rows = paired.set_index(["experiment", "model"])
-    assert set(rows.index) == {("main", "mcsp"), ("heldout", "mcsp")}
+    assert set(rows.index) == {("main", "mcsp"), ("heldout", "mcsp"), ("spatial", "mcsp")}
     assert (rows["reference"] == "fc_logreg").all()
     assert rows.loc[("heldout", "mcsp"), "reference_experiment"] == "main"
     # pairs are the folds where both AUROCs exist (a tiny test fold may hold one class only)
@@ -329,14 +346,121 @@ def test_pretraining_and_evaluation_ran(branches: dict) -> None:
 
 
 @pytest.mark.workflow
+def test_variants_batched_folds_tables_and_report(branches: dict) -> None:
+    """A pretraining variant has its own folder and model; batch_folds ran every fold of a
+    (experiment, model, task, seed) in one job; the tables and the report end the run."""
+    import torch
+
+    results = branches["root"] / "results"
+    variant = torch.load(results / "pretrain" / "S" / "all" / "model.pt", weights_only=False)
+    assert variant["settings"]["model"]["domains"] == ["spatial"]
+    job = results / "evaluation" / "spatial" / "mcsp" / "sex" / "fold-0_seed-0_job.json"
+    assert json.loads(job.read_text())["pretrained"].endswith("pretrain/S/all/model.pt")
+    logs = sorted((results / "logs" / "evaluation" / "main").rglob("*.log"))
+    assert [log.name for log in logs] == ["seed-0.log", "seed-0.log"]
+    assert all("fold 2:" in log.read_text() for log in logs)
+    # the last fold of a batch gives the numbers a job of its own gives (same seed)
+    from mcsp.config import validate
+    from mcsp.experiments import predictions_path, run_job
+    from mcsp.plan import job_settings
+
+    config = validate(yaml.safe_load(branches["config"].read_text()), "config", "test")
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # as the job ran (threads: 1)
+    for model in ("mcsp", "fc_logreg"):
+        alone, _ = run_job(
+            results / "store",
+            model,
+            "sex",
+            2,
+            0,
+            job_settings(config, "main", model),
+            pretrained=results / "pretrain" / "default" / "all" / "model.pt",
+        )
+        out = results / "evaluation" / "main" / model / "sex" / "fold-2_seed-0_metrics.tsv"
+        batched = pd.read_csv(predictions_path(out), sep="\t", dtype={"subject": str})
+        assert np.allclose(batched["score"], alone["score"], atol=1e-6), model
+    torch.set_num_threads(threads)
+    tables = results / "report" / "tables"
+    index = json.loads((tables / "index.json").read_text())
+    assert sorted(t["name"] for t in index) == ["domains", "main"]
+    for ext in ("tsv", "md", "tex", "html"):
+        assert (tables / f"domains.{ext}").stat().st_size > 0
+    domains = pd.read_csv(tables / "domains.tsv", sep="\t")
+    assert list(domains["label"]) == ["S", "S+T+F"] and domains["n_subjects"].gt(0).all()
+    assert "\\toprule" in (tables / "domains.tex").read_text()
+    page = (results / "report" / "index.html").read_text()
+    for section in ("cohorts", "fmri-qc", "eeg-qc", "store", "pretraining", "evaluation"):
+        assert f'id="{section}"' in page
+    assert "S+T+F" in page and "data:image/png;base64," in page
+    provenance = json.loads((results / "provenance.json").read_text())
+    assert provenance["config"]["pretrain"]["variants"] == {
+        "S": {"model": {"domains": ["spatial"]}}
+    }
+
+
+@pytest.mark.workflow
+def test_snakemake_report_holds_the_tables_and_the_page(branches: dict) -> None:
+    import zipfile
+
+    root, config = branches["root"], branches["config"]
+    out = root / "snakemake_report.zip"
+    result = run([*_snakemake(root, config), "--report", str(out)], cwd=root, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    names = [Path(n).name for n in zipfile.ZipFile(out).namelist()]
+    for name in ("report.html", "index.html", "main.tsv", "domains.tsv", "summary.tsv"):
+        assert name in names, name
+
+
+@pytest.mark.workflow
+def test_paper_experiment_set_plans_every_table(branches: dict) -> None:
+    """config/experiments/paper.yaml on the study: the dry run has jobs for every row of every
+    table (EEG rows too: the study has both modalities)."""
+    root, config = branches["root"], branches["config"]
+    paper = yaml.safe_load((REPO / "config" / "experiments" / "paper.yaml").read_text())
+    results = root / "results"
+    plan = run(
+        [
+            *_snakemake(root, config, "-n"),
+            "--configfile",
+            str(REPO / "config" / "experiments" / "paper.yaml"),
+            "--config",
+            f"results_dir={results}",
+            f"work_dir={root / 'work'}",
+        ],
+        cwd=root,
+        timeout=300,
+    )
+    planned = plan.stdout + plan.stderr
+    assert plan.returncode == 0, planned[-3000:]
+    for name, table in paper["report"]["tables"].items():
+        for row in table["rows"]:
+            models = (
+                [row["model"]]
+                if row.get("model")
+                else paper["evaluate"]["experiments"][row["experiment"]]["models"]
+            )
+            for model in models:
+                wanted = f"experiment={row['experiment']}, model={model}"
+                assert wanted in planned or (row["experiment"], model) == ("main", "mcsp"), (
+                    name,
+                    wanted,
+                )
+    for variant in paper["pretrain"]["variants"]:
+        # S has the settings of the study's own variant S: done already, not planned again
+        done = (results / "pretrain" / variant / "all" / "model.pt").is_file()
+        assert (f"variant={variant}," in planned) != done, variant
+
+
+@pytest.mark.workflow
 def test_train_folds_pretrainings_never_see_their_test_fold(branches: dict) -> None:
     """Experiment heldout (pretrain_scope train_folds): test fold K's jobs start from
-    pretrain/fold-K, whose subjects exclude every subject of fold K."""
+    pretrain/default/fold-K, whose subjects exclude every subject of fold K."""
     results = branches["root"] / "results"
     index = pd.read_csv(results / "store" / "index.tsv", sep="\t", dtype={"subject": str})
     for fold in range(3):
         test_subjects = set(index.loc[index["fold"] == fold, "subject"])
-        folder = results / "pretrain" / f"fold-{fold}"
+        folder = results / "pretrain" / "default" / f"fold-{fold}"
         seen = pd.read_csv(folder / "subjects.tsv", sep="\t", dtype={"subject": str})
         assert test_subjects and not set(seen["subject"]) & test_subjects
         assert set(seen["subject"]) == set(index["subject"]) - test_subjects
@@ -344,7 +468,7 @@ def test_train_folds_pretrainings_never_see_their_test_fold(branches: dict) -> N
         job = results / "evaluation" / "heldout" / "mcsp" / "sex" / f"fold-{fold}_seed-0_job.json"
         assert json.loads(job.read_text())["pretrained"] == str(folder / "model.pt")
         main = job.parents[3] / "main" / "mcsp" / "sex" / f"fold-{fold}_seed-0_job.json"
-        assert json.loads(main.read_text())["pretrained"].endswith("pretrain/all/model.pt")
+        assert json.loads(main.read_text())["pretrained"].endswith("pretrain/default/all/model.pt")
 
 
 @pytest.mark.workflow
@@ -366,12 +490,16 @@ def test_rerun_has_nothing_to_do_and_strict_mode_fails(branches: dict) -> None:
     # adding an experiment plans its jobs only: finished jobs keep their settings (params)
     grown = yaml.safe_load(config.read_text())
     grown["evaluate"]["experiments"]["extra"] = {"models": ["fc_logreg"]}
+    # and a pretraining variant: its pretraining only, the other variants' stay done
+    grown["pretrain"]["variants"]["T"] = {"model": {"domains": ["temporal"]}}
+    grown["evaluate"]["experiments"]["temporal"] = {"models": ["mcsp"], "pretrain_variant": "T"}
     grown_config = root / "config" / "grown.yaml"
     grown_config.write_text(yaml.safe_dump(grown))
     plan = run([*_snakemake(root, grown_config), "-n"], cwd=root, timeout=300)
     planned = plan.stdout + plan.stderr
-    assert "experiment=extra" in planned, planned[-3000:]
+    assert "experiment=extra" in planned and "variant=T" in planned, planned[-3000:]
     assert "experiment=main" not in planned and "experiment=heldout" not in planned
+    assert "variant=default" not in planned and "variant=S" not in planned
     bold = branches["bold"]
     stem = bold.name.split("_space-")[0]
     folder = bold.parent.relative_to(bold.parents[3])

@@ -1,4 +1,5 @@
-"""Rules finetune and baseline: one evaluation job (experiment, model, task, fold, seed)."""
+"""Rules finetune / baseline (one test fold) and finetune_folds / baseline_folds (every test fold
+in one process, evaluate.batch_folds): evaluation jobs of (experiment, model, task, seed)."""
 
 import logging
 from pathlib import Path
@@ -15,15 +16,18 @@ if __name__ == "__main__":
         torch.set_num_threads(smk.threads)
         tune_allocator()
         w = smk.wildcards
-        predictions, metrics = run_job(
-            Path(smk.input.summary).parent,
-            w.model,
-            w.task,
-            int(w.fold),
-            int(w.seed),
-            smk.params.config,
-            experiment=w.experiment,
-            pretrained=smk.input.get("pretrained"),
-        )
-        write_job(predictions, metrics, smk.output[0])
-        logging.info("%s", metrics.set_index("metric")["value"].round(3).to_dict())
+        plan = smk.params.plan
+        for fold, out in zip(plan["folds"], smk.output, strict=True):
+            predictions, metrics = run_job(
+                Path(smk.input.summary).parent,
+                w.model,
+                w.task,
+                fold,
+                int(w.seed),
+                smk.params.config,
+                experiment=w.experiment,
+                pretrained=plan["pretrained"].get(fold),
+            )
+            write_job(predictions, metrics, out)
+            values = metrics.set_index("metric")["value"].round(3).to_dict()
+            logging.info("fold %d: %s", fold, values)
