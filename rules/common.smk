@@ -21,7 +21,12 @@ RESULTS = CONFIG["results_dir"]
 SYNTH = CONFIG["synth"]
 FMRI = CONFIG["fmri"]
 EEG = CONFIG["eeg"]
-CONFOUND_CHECK_KEYS = ("strategy", "strategy_options", "fd_threshold", "std_dvars_threshold")
+CONFOUND_CHECK_KEYS = (
+    "strategy",
+    "strategy_options",
+    "fd_threshold",
+    "std_dvars_threshold",
+)
 ATLAS = FMRI["atlas"]
 COHORTS = {name: load_cohort(cohort_path(CONFIG, name)) for name in CONFIG["cohorts"]}
 check_cohort_overlap(COHORTS)

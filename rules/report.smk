@@ -41,6 +41,7 @@ rule report:
     conda:
         "../workflow/envs/mcsp.yaml"
     params:
-        results=RESULTS,
+        # <results>/report/index.html -> <results>
+        results=lambda wildcards, output: str(Path(output.html).parents[1]),
     script:
         "../workflow/scripts/report.py"
