@@ -68,11 +68,12 @@ def variant_names(config: Mapping[str, Any]) -> list[str]:
 
 def variant_config(config: Mapping[str, Any], variant: str) -> dict[str, Any]:
     """``{"model", "pretrain"}`` of a pretraining variant: its overrides merged over the study's
-    blocks and validated by the config schema (``scope`` and ``variants`` removed).
+    validated blocks (``scope`` and ``variants`` removed). :func:`check_variants`, run once when
+    the workflow or ``mcsp config check`` starts, validates the merged blocks; this function is
+    called for every job and only merges.
 
     Raises:
-        ConfigError: an unknown variant, a variant that changes scope or variants, or a merged
-            block the schema refuses (the message names ``pretrain.variants.<variant>``).
+        ConfigError: an unknown variant, or a variant that changes scope or variants.
     """
     pretrain = dict(config.get("pretrain") or {})
     variants = pretrain.get("variants") or {}
@@ -90,28 +91,28 @@ def variant_config(config: Mapping[str, Any], variant: str) -> dict[str, Any]:
             "the scope per experiment (evaluate.experiments.<name>.pretrain_scope)."
         )
     base = {k: v for k, v in pretrain.items() if k not in _FIXED_PRETRAIN_KEYS}
-    merged = {
+    return {
         "model": merge(config.get("model") or {}, spec.get("model")),
         "pretrain": merge(base, spec.get("pretrain")),
     }
-    if spec:
-        validated = validate(
-            merged,
-            "config",
-            f"pretrain.variants.{variant} (merged over the pretrain and model blocks)",
-        )
-        merged = {"model": validated["model"], "pretrain": merged["pretrain"]}
-    return merged
 
 
 def check_variants(config: Mapping[str, Any]) -> None:
-    """Every variant merges into valid blocks and every experiment's variant exists.
+    """Every variant merges into blocks the config schema accepts, and every experiment's
+    variant exists.
 
     Raises:
-        ConfigError: the first problem, naming the variant or experiment and the fix.
+        ConfigError: the first problem, naming ``pretrain.variants.<variant>`` or the experiment,
+            the key and the fix.
     """
     for variant in variant_names(config):
-        variant_config(config, variant)
+        merged = variant_config(config, variant)
+        if variant != DEFAULT_VARIANT:
+            validate(
+                merged,
+                "config",
+                f"pretrain.variants.{variant} (merged over the pretrain and model blocks)",
+            )
     for experiment in config["evaluate"]["experiments"]:
         name = experiment_settings(config, experiment)["pretrain_variant"]
         if name not in variant_names(config):
