@@ -25,6 +25,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from mcsp.bids import HEAD_COLUMNS, TAIL_COLUMNS
+from mcsp.compare import PAIRED_COLUMNS
 from mcsp.io import write_text
 from mcsp.tables import short_reason
 
@@ -52,20 +54,7 @@ TEXT_COLUMNS = (  # read as text: identifiers ("0050002"), folds ("pooled"), ROI
     "zero_variance_rois",
     "empty_rois",
 )
-INVENTORY_COLUMNS = {
-    "cohort",
-    "subject",
-    "session",
-    "modality",
-    "task",
-    "run",
-    "path",
-    "sidecar",
-    "derivative",
-    "site",
-    "status",
-    "reason",
-}
+INVENTORY_COLUMNS = {*HEAD_COLUMNS, *TAIL_COLUMNS}  # the rest of an inventory are labels
 LOSS_TERMS = ("total", "contrastive", "distillation", "consistency", "reconstruction")
 PAIR_KINDS = ("natural", "cross", "fmri_only", "eeg_only")
 MAX_ROWS = 200  # rows of a listed table shown before the note that it was cut
@@ -346,6 +335,27 @@ def _constant_rois(qc: pd.DataFrame) -> pd.Series:
     return qc.apply(count, axis=1) if columns else pd.Series(np.nan, index=qc.index)
 
 
+def _qc_summary(
+    path: Path,
+    what: str,
+    columns: Sequence[tuple[str, str]],
+    title: str,
+    prepare: Callable[[pd.DataFrame], pd.DataFrame] | None = None,
+) -> tuple[str, pd.DataFrame | None]:
+    """A cohort's QC table as recordings per status and histograms of ``columns`` (after
+    ``prepare``), and the table; a note and None when it is missing or empty."""
+    qc, note = _load(path, what)
+    if qc is None:
+        return note, None
+    if qc.empty:
+        return _missing(f"{path.name} has no rows."), None
+    status = qc["status"].fillna("?") if "status" in qc else pd.Series("?", qc.index)
+    text = _table(status.value_counts().rename("recordings").to_frame(), index=True)
+    if prepare is not None:
+        qc = prepare(qc)
+    return text + _histograms(qc, columns, title), qc
+
+
 def _section_fmri(ctx: _Context) -> str:
     cohorts = _cohorts(ctx.results)
     if not cohorts:
@@ -353,25 +363,19 @@ def _section_fmri(ctx: _Context) -> str:
     parts = []
     for folder in cohorts:
         parts.append(f"<h3>{_esc(folder.name)}</h3>")
-        qc, note = _load(
+        columns = [
+            ("mean_fd", "mean framewise displacement (mm)"),
+            ("pct_censored", "censored volumes (%)"),
+            ("constant_rois", "ROIs without signal"),
+        ]
+        text, qc = _qc_summary(
             folder / "fmri_qc.tsv",
             "fMRI QC table (no fMRI in this cohort, or its QC step has not run)",
+            columns,
+            f"fMRI motion, censoring, ROIs: {folder.name}",
+            prepare=lambda qc: qc.assign(constant_rois=_constant_rois(qc)),
         )
-        if qc is None:
-            parts.append(note)
-        elif qc.empty:
-            parts.append(_missing("fmri_qc.tsv has no rows."))
-        else:
-            status = qc["status"].fillna("?") if "status" in qc else pd.Series("?", qc.index)
-            parts.append(_table(status.value_counts().rename("recordings").to_frame(), index=True))
-            qc = qc.assign(constant_rois=_constant_rois(qc))
-            columns = [
-                ("mean_fd", "mean framewise displacement (mm)"),
-                ("pct_censored", "censored volumes (%)"),
-                ("constant_rois", "ROIs without signal"),
-            ]
-            parts.append(_histograms(qc, columns, f"fMRI motion, censoring, ROIs: {folder.name}"))
-            parts.append(_roi_coverage(qc))
+        parts.append(text if qc is None else text + _roi_coverage(qc))
         figures = sorted((folder / "figures").glob("*.png")) + sorted(
             (folder / "fmri").rglob("*.png")
         )
@@ -425,23 +429,18 @@ def _section_eeg(ctx: _Context) -> str:
     parts = []
     for folder in cohorts:
         parts.append(f"<h3>{_esc(folder.name)}</h3>")
-        qc, note = _load(
+        columns = [
+            ("n_bad_channels", "bad channels"),
+            ("n_ica_removed", "ICA components removed"),
+            ("percent_kept", "data kept (%)"),
+        ]
+        text, _ = _qc_summary(
             folder / "eeg_qc.tsv",
             "EEG QC table (no EEG in this cohort, or its QC step has not run)",
+            columns,
+            f"EEG QC distributions: {folder.name}",
         )
-        if qc is None:
-            parts.append(note)
-        elif qc.empty:
-            parts.append(_missing("eeg_qc.tsv has no rows."))
-        else:
-            status = qc["status"].fillna("?") if "status" in qc else pd.Series("?", qc.index)
-            parts.append(_table(status.value_counts().rename("recordings").to_frame(), index=True))
-            columns = [
-                ("n_bad_channels", "bad channels"),
-                ("n_ica_removed", "ICA components removed"),
-                ("percent_kept", "data kept (%)"),
-            ]
-            parts.append(_histograms(qc, columns, f"EEG QC distributions: {folder.name}"))
+        parts.append(text)
         reports = sorted((folder / "eeg").rglob("*_report.html"))
         if not reports:
             parts.append(_note("No per-recording EEG reports in this cohort."))
@@ -934,24 +933,7 @@ def _paired(evaluation: Path) -> str:
         parts.append(_png(fig, "forest plot of paired AUROC differences"))
     else:
         parts.append(_missing("Every paired difference is NaN: no forest plot."))
-    columns = [
-        "experiment",
-        "task",
-        "model",
-        "reference",
-        "reference_experiment",
-        "n_folds",
-        "n_seeds",
-        "model_auroc",
-        "reference_auroc",
-        "delta_mean",
-        "delta_sd",
-        "delta_pooled",
-        "ci_low",
-        "ci_high",
-        "p_wilcoxon",
-        "p_corrected_t",
-    ]
+    columns = [c for c in PAIRED_COLUMNS if c not in ("n_subjects", "n_bootstrap")]
     parts.append(_table(paired[[c for c in columns if c in paired]]))
     return "".join(parts)
 

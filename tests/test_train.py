@@ -245,11 +245,8 @@ def test_validation_batches_mix_subjects(store: Path, monkeypatch: pytest.Monkey
     assert sum(mixed) / len(mixed) > 2, mixed
 
 
-def test_train_folds_pretraining_never_sees_the_test_fold(
-    store: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """pretrain.scope train_folds: the pretraining of test fold K excludes fold K. Every pair that
-    reaches a training or validation batch is recorded; none belongs to a fold-K subject."""
+def _record_pairs(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The pair ids of every batch pretraining computes a loss on (training and validation)."""
     import mcsp.train as train
 
     seen: list[str] = []
@@ -260,6 +257,15 @@ def test_train_folds_pretraining_never_sees_the_test_fold(
         return real(model, batch, settings, device, seed)
 
     monkeypatch.setattr(train, "batch_loss", record)
+    return seen
+
+
+def test_train_folds_pretraining_never_sees_the_test_fold(
+    store: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """pretrain.scope train_folds: the pretraining of test fold K excludes fold K. Every pair that
+    reaches a training or validation batch is recorded; none belongs to a fold-K subject."""
+    seen = _record_pairs(monkeypatch)
     pairs = pd.read_csv(store / "pairs.tsv", sep="\t", dtype=str)
     fold_of = dict(zip(pairs["pair_id"], pairs["fold"].astype(int), strict=True))
     subject_of = dict(zip(pairs["pair_id"], pairs["subject"], strict=True))
@@ -301,8 +307,6 @@ def test_pair_kinds_choose_the_pretraining_pairs(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """pretrain.pairs: natural only reads no cross-matched pair; a kind the store lacks errs."""
-    import mcsp.train as train
-
     subjects = {
         f"{i:02d}": {
             "site": "S0",
@@ -318,14 +322,7 @@ def test_pair_kinds_choose_the_pretraining_pairs(
     pairs = pd.read_csv(tmp_path / "store" / "pairs.tsv", sep="\t", dtype=str)
     kind_of = dict(zip(pairs["pair_id"], pairs["kind"], strict=True))
     assert {"natural", "cross"} <= set(kind_of.values())
-    seen: list[str] = []
-    real = train.batch_loss
-
-    def record(model, batch, settings, device, seed):  # noqa: ANN001, ANN202
-        seen.extend(batch["pair_id"])
-        return real(model, batch, settings, device, seed)
-
-    monkeypatch.setattr(train, "batch_loss", record)
+    seen = _record_pairs(monkeypatch)
     pretrain(tmp_path / "store", tmp_path / "natural", _config(epochs=1, pairs=["natural"]))
     assert seen and {kind_of[p] for p in seen} == {"natural"}
     with pytest.raises(McspError, match=r"pretrain.pairs \['eeg_only'\]"):
