@@ -164,6 +164,8 @@ def _keep_edges(graph: Batch, keep: Tensor) -> None:
     if graph.get("edge_attr") is not None:
         graph.edge_attr = graph.edge_attr[keep]
     graph.edge_index = edge_index
+    if "rwse" in graph:  # positional encodings of the graph before: the model recomputes them
+        del graph.rwse
 
 
 def augment_series(

@@ -38,6 +38,7 @@ from mcsp.evaluate import (
 )
 from mcsp.exceptions import McspError
 from mcsp.models import MCSP
+from mcsp.models.mcsp import model_settings as network_settings
 from mcsp.store import PairDataset, collate_pairs, read_store_table
 from mcsp.train import _to_device, load_pretrained, merge, resolve_device
 
@@ -130,6 +131,7 @@ def _items(
     task: str,
     window_views: bool = False,
     cache: bool = False,
+    rwse_steps: int = 0,
 ) -> PairDataset:
     """Pairs (both modalities) or one modality's samples, restricted to labelled subjects."""
     dataset = PairDataset(
@@ -137,6 +139,7 @@ def _items(
         modality=None if len(modalities) > 1 else modalities[0],
         window_views=window_views,
         cache=cache,
+        rwse_steps=rwse_steps,
     )
     if task not in dataset.pairs.columns:
         labelled(dataset.pairs, task)  # raises with the store's labels listed
@@ -146,6 +149,16 @@ def _items(
             have |= dataset.rows[m] >= 0
         dataset = dataset.subset(have)
     return dataset.subset(dataset.pairs[task].notna().to_numpy())
+
+
+def _rwse_steps(mode: str, pretrained: str | Path | None, settings: Mapping | None) -> int:
+    """Random-walk steps of the network's positional encoding (0 for another encoding), so the
+    cached dataset stores each graph's encoding once (:func:`mcsp.models.graph.graph_rwse`)."""
+    if mode != "scratch":
+        settings = torch.load(pretrained, map_location="cpu", weights_only=False)["settings"]
+        settings = settings["model"]
+    graph = network_settings(settings)["graph"]
+    return graph["pe_dim"] if graph["positional_encoding"] == "random_walk" else 0
 
 
 def _fraction(pairs: pd.DataFrame, mask: np.ndarray, task: str, fraction: float, seed: int):
@@ -303,7 +316,10 @@ def finetune(
     modalities = cfg["modalities"] or store_modalities(store_dir)
     augment = max([cfg["window_augment"], *(cfg["grid"].get("window_augment") or [])]) > 0
     augment = augment and mode != "linear"
-    dataset = _items(store_dir, modalities, task, window_views=augment, cache=cfg["cache"])
+    steps = _rwse_steps(mode, pretrained, model_settings) if cfg["cache"] else 0
+    dataset = _items(
+        store_dir, modalities, task, window_views=augment, cache=cfg["cache"], rwse_steps=steps
+    )
     pairs = dataset.pairs
     classes = sorted(int(v) for v in pairs[task].unique())
     if len(classes) < 2:

@@ -53,6 +53,7 @@ from mcsp.domains import (
 from mcsp.eeg import CHANNEL_SETS, CONDITION_PREFIX
 from mcsp.exceptions import McspError
 from mcsp.fmri import functional_connectivity
+from mcsp.models.graph import graph_rwse
 from mcsp.pairing import pair_samples
 from mcsp.parallel import process_pool
 from mcsp.splits import assign_folds
@@ -586,6 +587,9 @@ class PairDataset(torch.utils.data.Dataset):
         cache: keep every sample read in memory (shared with :meth:`subset` datasets), for loops
             that read the same samples every epoch in one process (fine-tuning); memory grows to
             the size of the samples read.
+        rwse_steps: store each graph's random-walk encoding of this many steps on it as ``rwse``
+            (:func:`mcsp.models.graph.graph_rwse`), so an encoder with that ``pe_dim`` does not
+            compute it on every batch (0 = not stored); worth it with ``cache``.
     """
 
     def __init__(
@@ -596,8 +600,10 @@ class PairDataset(torch.utils.data.Dataset):
         modality: str | None = None,
         window_views: bool = False,
         cache: bool = False,
+        rwse_steps: int = 0,
     ) -> None:
         self.store_dir = Path(store_dir)
+        self.rwse_steps = int(rwse_steps)
         self._cache: dict[tuple[str, int], dict[str, Any]] | None = {} if cache else None
         self.meta = json.loads((self.store_dir / "store.json").read_text())
         self.window_views = bool(window_views)
@@ -657,11 +663,14 @@ class PairDataset(torch.utils.data.Dataset):
         rule = self.meta["study"]["sparsify"]
         fc = self._file()[name][row]
         edge_index, weight = sparsify(fc, rule["rule"], rule["value"])
-        return Data(
+        graph = Data(
             x=torch.from_numpy(fc),
             edge_index=torch.from_numpy(edge_index),
             edge_attr=torch.from_numpy(weight),
         )
+        if self.rwse_steps:
+            graph.rwse = graph_rwse(graph, self.rwse_steps)
+        return graph
 
     def _sample(self, modality: str, row: int) -> dict[str, Any]:
         if self._cache is None:

@@ -97,6 +97,8 @@ OPTIONS = [
     {"graph": {"pooling": "max"}},
     {"graph": {"pooling": "mean_max"}},
     {"graph": {"pooling": "flatten"}},
+    {"graph": {"attention": "sparse"}},
+    {"graph": {"attention": "dense"}},
     {"sequence": {"temporal_tokens": "patch", "frequency_tokens": "patch"}},
     {"sequence": {"temporal_tokens": "region", "frequency_tokens": "region"}},
     {"fusion": "attention"},
@@ -321,3 +323,96 @@ def test_flatten_readout_is_order_aware() -> None:
         assert torch.allclose(a, b, atol=1e-5) == same, pooling
     with pytest.raises(ValueError, match="needs all 6 nodes"):
         encoder(Data(x=x[:5, :], edge_index=edges[:, :4], edge_attr=torch.ones(4)), "fmri")
+
+
+def _both_paths(graph: Batch, n: int, train: bool, dropout: float = 0.3) -> list[tuple]:
+    """Output and gradients of the same encoder through sparse and dense attention, with the
+    same random state (so training draws the same dropout)."""
+    torch.manual_seed(0)
+    encoder = GraphTransformer({"fmri": n}, hidden=16, layers=2, dropout=dropout)
+    encoder.train(train)
+    results = []
+    for attention in ("sparse", "dense"):
+        encoder.attention = attention
+        encoder.zero_grad()
+        torch.manual_seed(7)
+        out = encoder(graph, "fmri")
+        (out**2).sum().backward()
+        grads = [p.grad.clone() for p in encoder.parameters() if p.grad is not None]
+        results.append((out.detach(), grads))
+    return results
+
+
+@pytest.mark.parametrize("train", [False, True])
+def test_dense_attention_equals_message_passing(train: bool) -> None:
+    """Dense attention is PyG's TransformerConv with the same parameters: same outputs and
+    gradients, in training the same dropout draws; a node without in-edges gets none."""
+    graph = graph_batch(12, 3, torch.Generator().manual_seed(1))
+    lone = (graph.edge_index[1] != 4) & (graph.edge_index[0] != 4)  # node 4 of graph 0: isolated
+    graph.edge_index, graph.edge_attr = graph.edge_index[:, lone], graph.edge_attr[lone]
+    graph._slice_dict["edge_index"] = graph._slice_dict["edge_attr"] = torch.tensor(
+        [0, *(graph.batch[graph.edge_index[1]].bincount(minlength=3).cumsum(0).tolist())]
+    )
+    (out_s, grads_s), (out_d, grads_d) = _both_paths(graph, 12, train)
+    assert torch.allclose(out_s, out_d, atol=1e-5), (out_s - out_d).abs().max()
+    assert len(grads_s) == len(grads_d) > 0
+    for g_s, g_d in zip(grads_s, grads_d, strict=True):
+        assert torch.allclose(g_s, g_d, atol=1e-4), (g_s - g_d).abs().max()
+    if train:  # dropout drew something: the outputs differ from eval mode's
+        (out_e, _), _ = _both_paths(graph, 12, False)
+        assert not torch.allclose(out_e, out_d, atol=1e-3)
+
+
+def test_auto_attention_policy() -> None:
+    """auto: dense for graphs of one size up to 400 nodes with at least 7% of node pairs as
+    edges on CPU; sparse for sparser graphs, graphs of other sizes, or an explicit choice."""
+    generator = torch.Generator().manual_seed(2)
+    graph = graph_batch(12, 2, generator)  # 20% of pairs
+    edge_attr = graph.edge_attr.view(-1, 1)
+    auto = GraphTransformer({"fmri": 12})
+    assert auto.dense_graphs(graph, "fmri", edge_attr) is not None
+    sparse = graph.clone()
+    keep = torch.arange(sparse.num_edges) % 4 == 0  # 5% of pairs
+    sparse.edge_index, sparse.edge_attr = sparse.edge_index[:, keep], sparse.edge_attr[keep]
+    assert auto.dense_graphs(sparse, "fmri", sparse.edge_attr.view(-1, 1)) is None
+    assert (
+        GraphTransformer({"fmri": 12}, attention="sparse").dense_graphs(graph, "fmri", edge_attr)
+        is None
+    )
+    assert (
+        GraphTransformer({"fmri": 12}, attention="dense").dense_graphs(
+            sparse, "fmri", sparse.edge_attr.view(-1, 1)
+        )
+        is not None
+    )
+    odd = Batch.from_data_list([Data(x=torch.zeros(5, 12), edge_index=graph.edge_index[:, :2])])
+    assert auto.dense_graphs(odd, "fmri", torch.ones(2, 1)) is None
+    with pytest.raises(ValueError, match="attention dense needs all 12 nodes"):
+        GraphTransformer({"fmri": 12}, attention="dense").dense_graphs(
+            odd, "fmri", torch.ones(2, 1)
+        )
+    with pytest.raises(ValueError, match="attention must be one of"):
+        GraphTransformer({"fmri": 12}, attention="fast")
+
+
+def test_stored_random_walk_encoding_is_used_and_dropped_with_edges() -> None:
+    """A graph's stored ``rwse`` (computed once by the dataset) gives the encoder's own result;
+    an augmentation that removes edges drops it, so the encoder computes the new graph's."""
+    from mcsp.augment import augment_graph
+    from mcsp.models.graph import graph_rwse
+
+    generator = torch.Generator().manual_seed(3)
+    plain = graph_batch(12, 3, generator)
+    graphs = plain.to_data_list()
+    for graph in graphs:
+        graph.rwse = graph_rwse(graph, 8)
+    stored = Batch.from_data_list(graphs)
+    encoder = GraphTransformer({"fmri": 12}, hidden=16).eval()
+    assert torch.allclose(encoder.positional(stored), encoder.positional(plain))
+    assert torch.equal(encoder.positional(stored), stored.rwse)
+    assert torch.allclose(encoder(stored, "fmri"), encoder(plain, "fmri"), atol=1e-6)
+    dropped = augment_graph(stored, 0.5, 0.0, torch.Generator().manual_seed(0))
+    assert "rwse" not in dropped and dropped.num_edges < stored.num_edges
+    assert not torch.allclose(encoder.positional(dropped), stored.rwse)
+    other = GraphTransformer({"fmri": 12}, hidden=16, pe_dim=4).eval()  # another width: computed
+    assert other.positional(stored).shape == (36, 4)

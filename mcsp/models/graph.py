@@ -8,6 +8,7 @@ connections, LayerNorm and a feed-forward layer follow, then a global pooling re
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 
 import torch
@@ -18,6 +19,12 @@ from torch_geometric.utils import to_dense_adj
 
 POSITIONAL_ENCODINGS = ("random_walk", "laplacian", "none")
 POOLINGS = ("mean", "max", "mean_max", "flatten")
+ATTENTIONS = ("auto", "dense", "sparse")
+DENSE_MAX_NODES = 400
+# On CPU message passing costs grow with the edges and dense attention's do not: one thread, 32
+# graphs of 300 nodes, forward + backward of the attention: even at ~7% of the node pairs
+# (sparse 0.56 s, dense 0.38 s at 10%, 1.5 s vs 0.44 s at 30%; benchmarks/bench_attention.py)
+DENSE_MIN_DENSITY_CPU = 0.07
 
 
 def _dense_adjacency(edge_index: Tensor, batch: Tensor, num_graphs: int) -> tuple[Tensor, Tensor]:
@@ -40,8 +47,6 @@ def random_walk_pe(edge_index: Tensor, batch: Tensor, num_graphs: int, steps: in
 
     The walk runs on the unweighted, undirected graph (edge weights and self-loops are ignored):
     ``P = D⁻¹A`` and node i gets ``[(P^k)_ii for k in 1..steps]``; isolated nodes get zeros.
-    Vectorised over the batch on dense adjacencies; ``P^(a+b)`` diagonals come from products of
-    powers up to ``ceil(steps / 2)``, so only about half as many matrix products are needed.
 
     Args:
         edge_index: (2, E) edges of all graphs of the batch.
@@ -53,6 +58,23 @@ def random_walk_pe(edge_index: Tensor, batch: Tensor, num_graphs: int, steps: in
         (num_nodes, steps) float32.
     """
     adj, mask = _dense_adjacency(edge_index, batch, num_graphs)
+    return _random_walk_diagonals(adj, steps)[mask]
+
+
+def graph_rwse(graph: Data, steps: int) -> Tensor:
+    """The random-walk encoding (:func:`random_walk_pe`) of one graph, (num_nodes, steps), to
+    store on it as ``rwse``: the encoder uses a stored one of its ``pe_dim`` instead of computing
+    it again each time the graph is batched. An augmentation that removes edges drops it."""
+    batch = torch.zeros(graph.num_nodes, dtype=torch.long, device=graph.edge_index.device)
+    return random_walk_pe(graph.edge_index, batch, 1, steps)
+
+
+def _random_walk_diagonals(adj: Tensor, steps: int) -> Tensor:
+    """(B, N, steps) ``diag(P^k)`` for k = 1..steps of the 0/1 adjacencies ``adj`` (B, N, N).
+
+    Vectorised over the batch; ``P^(a+b)`` diagonals come from products of powers up to
+    ``ceil(steps / 2)``, so only about half as many matrix products are needed.
+    """
     walk = adj / adj.sum(-1, keepdim=True).clamp_min(1.0)
     powers = [walk]
     while len(powers) < (steps + 1) // 2:
@@ -64,7 +86,7 @@ def random_walk_pe(edge_index: Tensor, batch: Tensor, num_graphs: int, steps: in
             columns.append(walk.diagonal(dim1=1, dim2=2))
         else:  # diag(P^a P^b)_i = sum_j (P^a)_ij (P^b)_ji
             columns.append((powers[a - 1] * powers[b - 1].transpose(1, 2)).sum(-1))
-    return torch.stack(columns, dim=-1)[mask]
+    return torch.stack(columns, dim=-1)
 
 
 def laplacian_pe(
@@ -106,6 +128,79 @@ def laplacian_pe(
     return vectors[mask]
 
 
+class DenseGraphs:
+    """A batch of B graphs of N nodes each (nodes b·N … b·N + N − 1 form graph b), as dense
+    (B, N, N) tensors indexed [graph, target, source]: edge weights (0 off the edges), an additive
+    mask (0 on the edges, −inf elsewhere; 0 on the rows of nodes without in-edges, which
+    ``has_in`` marks False) and the 0/1 adjacency for positional encodings.
+    """
+
+    def __init__(self, edge_index: Tensor, edge_weight: Tensor, num_graphs: int, nodes: int):
+        src, dst = edge_index
+        shape = (num_graphs, nodes, nodes)
+        graph, target, source = dst // nodes, dst % nodes, src % nodes
+        self.shape = shape
+        self.edges = (graph, target, source)
+        flat = (graph * nodes + target) * nodes + source
+        exists = torch.zeros(num_graphs * nodes * nodes, dtype=torch.bool, device=src.device)
+        self.exists = exists.index_fill(0, flat, True).view(shape)
+        weight = edge_weight.new_zeros(num_graphs * nodes * nodes)
+        self.weight = weight.index_put((flat,), edge_weight.view(-1)).view(shape)
+        self.has_in = self.exists.any(-1)
+        blocked = ~self.exists & self.has_in[..., None]
+        self.mask = torch.zeros(shape, device=src.device).masked_fill(blocked, float("-inf"))
+
+    def edge_dropout(self, heads: int, p: float) -> Tensor:
+        """(B, heads, N, N) dropout factors (0 or 1 / (1 − p)) drawn per edge and head in
+        ``edge_index`` order, as PyG's message passing draws them, laid out densely."""
+        graph, target, source = self.edges
+        keep = nn.functional.dropout(
+            torch.ones(graph.numel(), heads, device=graph.device), p=p, training=True
+        )
+        b, n, _ = self.shape
+        head = torch.arange(heads, device=graph.device)
+        flat = ((graph[:, None] * heads + head) * n + target[:, None]) * n + source[:, None]
+        layout = torch.zeros(b * heads * n * n, device=graph.device)
+        return layout.index_put((flat.view(-1),), keep.view(-1)).view(b, heads, n, n)
+
+    def adjacency(self) -> Tensor:
+        """(B, N, N) unweighted, undirected 0/1 adjacency without self-loops."""
+        adj = (self.exists | self.exists.transpose(1, 2)).float()
+        adj.diagonal(dim1=1, dim2=2).zero_()
+        return adj
+
+
+def dense_transformer_conv(conv: TransformerConv, x: Tensor, dense: DenseGraphs) -> Tensor:
+    """PyG ``TransformerConv`` (heads concatenated, root weight, no beta, 1-d edge features)
+    computed with batched dense attention over graphs of equal size, with the same parameters.
+
+    The result equals ``conv(x, edge_index, edge_attr)`` up to float rounding, in training too:
+    the attention dropout is drawn per edge in the order PyG draws it. Cost does not grow with the
+    number of edges (memory: B·heads·N² floats per tensor), so it beats message passing on all but
+    very sparse graphs, and on GPUs.
+
+    Shapes: ``x`` (B·N, F) → (B·N, heads·C).
+    """
+    b, n, _ = dense.shape
+    h, c = conv.heads, conv.out_channels
+    query = (conv.lin_query(x) / math.sqrt(c)).view(b, n, h, c).transpose(1, 2)
+    key = conv.lin_key(x).view(b, n, h, c).transpose(1, 2)
+    value = conv.lin_value(x).view(b, n, h, c).transpose(1, 2)
+    edge = conv.lin_edge.weight.view(h, c)  # a scalar edge weight e adds e · edge to key, value
+    weight = dense.weight[:, None]
+    # q·(k + e·edge) = q·k + e·(q·edge); padding rows (no in-edge) are finite and zeroed below
+    scores = torch.matmul(query, key.transpose(-1, -2))
+    scores = (
+        scores.addcmul(weight, (query * edge[:, None]).sum(-1, keepdim=True)) + dense.mask[:, None]
+    )
+    alpha = torch.softmax(scores, dim=-1)
+    if conv.training and conv.dropout > 0:
+        alpha = alpha * dense.edge_dropout(h, conv.dropout)
+    out = torch.matmul(alpha, value) + (alpha * weight).sum(-1, keepdim=True) * edge[:, None]
+    out = out * dense.has_in[:, None, :, None]
+    return out.transpose(1, 2).reshape(b * n, h * c) + conv.lin_skip(x)
+
+
 class _GraphBlock(nn.Module):
     """TransformerConv, residual, LayerNorm; feed-forward (2× width, GELU), residual, LayerNorm."""
 
@@ -124,8 +219,14 @@ class _GraphBlock(nn.Module):
         self.norm2 = nn.LayerNorm(hidden)
         self.drop = nn.Dropout(dropout)
 
-    def forward(self, x: Tensor, edge_index: Tensor, edge_attr: Tensor) -> Tensor:
-        x = self.norm1(x + self.drop(self.conv(x, edge_index, edge_attr)))
+    def forward(
+        self, x: Tensor, edge_index: Tensor, edge_attr: Tensor, dense: DenseGraphs | None = None
+    ) -> Tensor:
+        if dense is None:
+            attended = self.conv(x, edge_index, edge_attr)
+        else:
+            attended = dense_transformer_conv(self.conv, x, dense)
+        x = self.norm1(x + self.drop(attended))
         return self.norm2(x + self.drop(self.ff(x)))
 
 
@@ -163,6 +264,10 @@ class GraphTransformer(nn.Module):
             regions in every subject; needs every graph to have all N nodes).
         share: one set of blocks and readout for all modalities (only the input projectors differ);
             False = a separate encoder per modality.
+        attention: ``sparse`` (PyG message passing over the edges), ``dense`` (batched (B, N, N)
+            attention, :func:`dense_transformer_conv`, same parameters and result) or ``auto``
+            (dense for graphs of up to 400 nodes that all have the modality's N nodes, on CPU only
+            when at least 7% of the node pairs are edges).
     """
 
     def __init__(
@@ -176,8 +281,11 @@ class GraphTransformer(nn.Module):
         pe_dim: int = 8,
         pooling: str = "flatten",
         share: bool = True,
+        attention: str = "auto",
     ) -> None:
         super().__init__()
+        if attention not in ATTENTIONS:
+            raise ValueError(f"attention must be one of {ATTENTIONS}")
         if positional_encoding not in POSITIONAL_ENCODINGS:
             raise ValueError(f"positional_encoding must be one of {POSITIONAL_ENCODINGS}")
         if pooling not in POOLINGS:
@@ -188,6 +296,7 @@ class GraphTransformer(nn.Module):
         self.positional_encoding = positional_encoding
         self.pe_dim = 0 if positional_encoding == "none" else pe_dim
         self.share = share
+        self.attention = attention
         self.projectors = nn.ModuleDict(
             {m: nn.Linear(n + self.pe_dim, hidden) for m, n in self.nodes.items()}
         )
@@ -206,13 +315,38 @@ class GraphTransformer(nn.Module):
         else:
             self.readouts = nn.ModuleDict({c: _Readout(hidden, pooling) for c in cores})
 
-    def positional(self, graph: Data) -> Tensor | None:
-        """Positional encoding of every node of ``graph`` (float32, no gradient), or None."""
+    def dense_graphs(self, graph: Data, modality: str, edge_attr: Tensor) -> DenseGraphs | None:
+        """``graph`` as :class:`DenseGraphs` when the attention runs dense, else None."""
+        nodes = self.nodes[modality]
+        _, num_graphs = _batch_vector(graph)
+        if self.attention == "sparse" or graph.num_nodes != num_graphs * nodes:
+            if self.attention == "dense":
+                raise ValueError(
+                    f"attention dense needs all {nodes} nodes in each {modality} graph; got "
+                    f"{graph.num_nodes} nodes in {num_graphs} graphs"
+                )
+            return None
+        if self.attention == "auto":
+            density = graph.edge_index.size(1) / max(1, num_graphs * nodes * (nodes - 1))
+            cpu = graph.x.device.type == "cpu"
+            if nodes > DENSE_MAX_NODES or (cpu and density < DENSE_MIN_DENSITY_CPU):
+                return None
+        return DenseGraphs(graph.edge_index, edge_attr, num_graphs, nodes)
+
+    def positional(self, graph: Data, dense: DenseGraphs | None = None) -> Tensor | None:
+        """Positional encoding of every node of ``graph`` (float32, no gradient), or None;
+        ``dense`` (the same graph as :class:`DenseGraphs`) saves building its adjacency again."""
         if self.positional_encoding == "none":
             return None
+        stored = graph.get("rwse") if self.positional_encoding == "random_walk" else None
+        if stored is not None and stored.size(-1) == self.pe_dim:
+            return stored.float()  # computed once per graph by the dataset (graph_rwse)
         batch, num_graphs = _batch_vector(graph)
         with torch.no_grad(), torch.autocast(graph.x.device.type, enabled=False):
             if self.positional_encoding == "random_walk":
+                if dense is not None:
+                    pe = _random_walk_diagonals(dense.adjacency(), self.pe_dim)
+                    return pe.reshape(-1, self.pe_dim)
                 return random_walk_pe(graph.edge_index, batch, num_graphs, self.pe_dim)
             return laplacian_pe(
                 graph.edge_index, batch, num_graphs, self.pe_dim, random_sign=self.training
@@ -243,17 +377,18 @@ class GraphTransformer(nn.Module):
                 f"{modality} node features have {x.size(-1)} columns; the model was built for "
                 f"N = {self.nodes[modality]}"
             )
-        pe = self.positional(graph)
-        if pe is not None:
-            x = torch.cat([x, pe], dim=-1)
         edge_attr = graph.edge_attr
         if edge_attr is None:
             edge_attr = x.new_ones(graph.edge_index.size(1))
         edge_attr = edge_attr.float().view(-1, 1)
+        dense = self.dense_graphs(graph, modality, edge_attr)
+        pe = self.positional(graph, dense)
+        if pe is not None:
+            x = torch.cat([x, pe], dim=-1)
         core = "shared" if self.share else modality
         h = self.projectors[modality](x)
         for block in self.blocks[core]:
-            h = block(h, graph.edge_index, edge_attr)
+            h = block(h, graph.edge_index, edge_attr, dense)
         return h
 
     def readout(self, h: Tensor, graph: Data, modality: str) -> Tensor:

@@ -156,6 +156,7 @@ class MCSP(nn.Module):
                 positional_encoding=g["positional_encoding"],
                 pe_dim=g["pe_dim"],
                 pooling=g["pooling"],
+                attention=g["attention"],
                 **common,
             )
         q = s["sequence"]
