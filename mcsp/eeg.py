@@ -26,6 +26,7 @@ sidecar, bad settings) raises an ``EegError`` naming the file, the problem and t
 from __future__ import annotations
 
 import contextlib
+import importlib.metadata
 import json
 import re
 import warnings
@@ -1055,10 +1056,16 @@ def _set_positions(
 
 
 def _versions() -> dict[str, str]:
+    """Versions of the EEG packages, read from their metadata (importing them costs seconds)."""
     out = {"mne": mne.__version__, "mne_bids": mne_bids.__version__}
-    for module in ("mne_icalabel", "autoreject", "pyprep", "picard"):
-        with contextlib.suppress(ImportError, AttributeError):
-            out[module] = __import__(module).__version__
+    for module, dist in (
+        ("mne_icalabel", "mne-icalabel"),
+        ("autoreject", "autoreject"),
+        ("pyprep", "pyprep"),
+        ("picard", "python-picard"),
+    ):
+        with contextlib.suppress(importlib.metadata.PackageNotFoundError):
+            out[module] = importlib.metadata.version(dist)
     return out
 
 
