@@ -928,3 +928,30 @@ def test_conditions_without_events_or_matching_values(tmp_path: Path) -> None:
     )
     with pytest.raises(ConfigError, match="starts both condition"):
         preprocess_recording(vhdr, {"conditions": {"a": {"events": [1]}, "b": {"events": ["1"]}}})
+
+
+def test_iclabel_runs_on_onnx_runtime_with_the_torch_networks_labels() -> None:
+    """ICLabel's network runs on ONNX Runtime (no torch import per EEG job) and labels every
+    component as its PyTorch file does."""
+    from mne_icalabel.iclabel import iclabel_label_components
+
+    from mcsp.eeg import _iclabel_backend
+
+    assert _iclabel_backend() == "onnx"
+    rng = np.random.default_rng(0)
+    names = ["Fp1", "Fp2", "F7", "F3", "Fz", "F4", "F8", "T7", "C3", "Cz", "C4", "T8", "P7"]
+    names += ["P3", "Pz", "P4", "P8", "O1", "O2"]
+    info = mne.create_info(names, 256.0, "eeg")
+    t = np.arange(256 * 30) / 256
+    sources = np.stack([np.sin(2 * np.pi * f * t) for f in (6, 10, 15, 22)])
+    data = rng.standard_normal((19, 4)) @ sources + rng.standard_normal((19, t.size))
+    raw = mne.io.RawArray(data * 1e-5, info, verbose=False)
+    raw.set_montage("standard_1020").set_eeg_reference("average", verbose=False)
+    raw.filter(1.0, 100.0, verbose=False)
+    ica = mne.preprocessing.ICA(n_components=8, method="picard", random_state=0, max_iter=200)
+    ica.fit(raw, verbose=False)
+    onnx = iclabel_label_components(raw, ica, inplace=False, backend="onnx")
+    torch = iclabel_label_components(raw, ica, inplace=False, backend="torch")
+    assert onnx.shape == (8, 7)
+    assert np.allclose(onnx, torch, atol=1e-5)
+    assert (onnx.argmax(1) == torch.argmax(1)).all()
