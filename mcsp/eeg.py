@@ -818,6 +818,7 @@ def _run_ica(raw: mne.io.BaseRaw, settings: Mapping, log: dict) -> mne.preproces
     excluded: list[dict] = []
     if labeler == "iclabel":
         try:
+            import mne_icalabel  # noqa: F401  (the package itself: absent means the EOG fallback)
             from mne_icalabel.config import ICALABEL_METHODS_NUMERICAL_TO_STRING
             from mne_icalabel.iclabel import iclabel_label_components
         except ImportError:
