@@ -34,12 +34,17 @@ def _dense_adjacency(edge_index: Tensor, batch: Tensor, num_graphs: int) -> tupl
         ``(adj, mask)``: (B, Nmax, Nmax) float32 with 0/1 entries (graphs zero-padded to the largest
         one) and (B, Nmax) bool, True where a position holds a real node.
     """
-    adj = to_dense_adj(edge_index, batch, batch_size=num_graphs).float()
-    adj = ((adj + adj.transpose(1, 2)) > 0).float()
-    adj.diagonal(dim1=1, dim2=2).zero_()
+    adj = _undirected(to_dense_adj(edge_index, batch, batch_size=num_graphs) != 0)
     counts = torch.bincount(batch, minlength=num_graphs)
     mask = torch.arange(adj.size(1), device=adj.device) < counts[:, None]
     return adj, mask
+
+
+def _undirected(edges: Tensor) -> Tensor:
+    """(B, N, N) float 0/1 adjacency from boolean ``edges``: symmetrised, self-loops removed."""
+    adj = (edges | edges.transpose(1, 2)).float()
+    adj.diagonal(dim1=1, dim2=2).zero_()
+    return adj
 
 
 def random_walk_pe(edge_index: Tensor, batch: Tensor, num_graphs: int, steps: int) -> Tensor:
@@ -165,9 +170,7 @@ class DenseGraphs:
 
     def adjacency(self) -> Tensor:
         """(B, N, N) unweighted, undirected 0/1 adjacency without self-loops."""
-        adj = (self.exists | self.exists.transpose(1, 2)).float()
-        adj.diagonal(dim1=1, dim2=2).zero_()
-        return adj
+        return _undirected(self.exists)
 
 
 def dense_transformer_conv(conv: TransformerConv, x: Tensor, dense: DenseGraphs) -> Tensor:
