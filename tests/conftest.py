@@ -39,16 +39,22 @@ def run(
 
     The venv's bin folder leads PATH; ``env`` adds variables (a ``PATH`` there goes first).
     """
-    extra = dict(env or {})
-    path = ":".join(p for p in (extra.pop("PATH", ""), str(BIN), os.environ.get("PATH", "")) if p)
     return subprocess.run(
         ["timeout", "-s", "KILL", str(timeout), *cmd],
         cwd=cwd,
         capture_output=True,
         text=True,
-        env={**os.environ, **extra, "PATH": path},
+        env=command_env(env),
         **kwargs,
     )
+
+
+def command_env(env: dict[str, str] | None = None) -> dict[str, str]:
+    """The environment of a test's command: this one, the venv's bin folder leading PATH, and
+    ``env`` added (a ``PATH`` there goes first)."""
+    extra = dict(env or {})
+    path = ":".join(p for p in (extra.pop("PATH", ""), str(BIN), os.environ.get("PATH", "")) if p)
+    return {**os.environ, **extra, "PATH": path}
 
 
 # Settings that let the tiny cohort's short recordings through (the defaults need 30 s of EEG).

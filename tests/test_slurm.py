@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import copy
 import math
-import os
 import re
 import subprocess
 from collections.abc import Iterator
@@ -14,7 +13,15 @@ import pandas as pd
 import pytest
 import yaml
 
-from .conftest import BIN, REPO, TINY_SETTINGS, run, slurm_up, tool, write_workflow_config
+from .conftest import (
+    REPO,
+    TINY_SETTINGS,
+    command_env,
+    run,
+    slurm_up,
+    tool,
+    write_workflow_config,
+)
 
 pytestmark = pytest.mark.slurm
 
@@ -62,7 +69,6 @@ class SideRun:
 
     def __init__(self, cmd: list[str], cwd: Path, timeout: int, log: Path) -> None:
         self.log = log
-        path = f"{BIN}:{os.environ.get('PATH', '')}"
         with self.log.open("w") as out:
             self.proc = subprocess.Popen(
                 ["timeout", "-s", "KILL", str(timeout), *cmd],
@@ -70,7 +76,7 @@ class SideRun:
                 stdout=out,
                 stderr=subprocess.STDOUT,
                 text=True,
-                env={**os.environ, "PATH": path},
+                env=command_env(),
             )
 
     def result(self) -> tuple[int, str]:
