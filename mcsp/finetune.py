@@ -110,9 +110,13 @@ class Classifier(nn.Module):
             out = self.placeholder[m].expand(len(mask), -1).clone()
             data = _to_device(batch[m], device)
             if data is not None:
-                out[mask] = self.backbone.embed(prepare_modality(data), m, self.domains).float()
+                out[mask] = self.encode(data, m)
             parts.append(out)
         return torch.cat(parts, dim=1)
+
+    def encode(self, data: Mapping[str, Any], modality: str) -> torch.Tensor:
+        """(n, hidden) fused embeddings of one modality's collated samples (on the device)."""
+        return self.backbone.embed(prepare_modality(data), modality, self.domains).float()
 
     def forward(self, batch: Mapping[str, Any], device: torch.device) -> torch.Tensor:
         """Logits (B, n_classes)."""
@@ -210,15 +214,36 @@ def _predict(
     device: torch.device,
     features: bool = False,
 ) -> torch.Tensor:
-    """Logits (or, with ``features``, the head's inputs) of every item, in order, on CPU."""
+    """Logits (or, with ``features``, the head's inputs) of every item, in order, on CPU.
+
+    Eval mode: a sample shared by several pairs is encoded once (in batches of ``size``
+    distinct samples), which gives the same embeddings as encoding it with every pair.
+    """
+    if not len(dataset):
+        return torch.zeros(0)
     model.eval()
-    call = model.features if features else model.forward
+    parts = []
     with torch.no_grad():
-        out = [
-            call(collate_pairs([dataset[int(i)] for i in batch]), device).float().cpu()
-            for batch in _batches(len(dataset), size, None)
-        ]
-    return torch.cat(out) if out else torch.zeros(0)
+        for m in model.modalities:
+            samples, position = dataset.distinct(m)
+            out = model.placeholder[m].expand(len(dataset), -1).clone()
+            if len(samples):
+                encoded = torch.cat(
+                    [
+                        model.encode(
+                            _to_device(collate_pairs([samples[int(i)] for i in batch])[m], device),
+                            m,
+                        )
+                        for batch in _batches(len(samples), size, None)
+                    ]
+                )
+                have = torch.from_numpy(position >= 0).to(out.device)
+                out[have] = encoded[torch.from_numpy(position[position >= 0]).to(out.device)]
+            parts.append(out)
+        out = torch.cat(parts, dim=1)
+        if not features:
+            out = model.head(out)
+    return out.float().cpu()
 
 
 def _frame(pairs: pd.DataFrame, y: np.ndarray, probs: np.ndarray) -> pd.DataFrame:

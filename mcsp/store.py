@@ -640,12 +640,35 @@ class PairDataset(torch.utils.data.Dataset):
 
     def subset(self, keep: np.ndarray) -> PairDataset:
         """A dataset over the pairs where the boolean ``keep`` is true (same store, lazy)."""
-        keep = np.asarray(keep, dtype=bool)
+        return self._take(np.flatnonzero(np.asarray(keep, dtype=bool)))
+
+    def distinct(self, modality: str) -> tuple[PairDataset, np.ndarray]:
+        """Each distinct ``modality`` sample of the pairs once, and where each pair's sample is.
+
+        Returns:
+            A dataset of one item per distinct sample (its first pair, the other modality
+            dropped), and for each pair the position of its sample in that dataset (-1 where the
+            pair lacks the modality). Lets evaluation encode a sample shared by several pairs
+            (an fMRI window paired with several EEG segments) once.
+        """
+        rows = self.rows[modality]
+        present = np.flatnonzero(rows >= 0)
+        unique, first = np.unique(rows[present], return_index=True)
+        out = self._take(present[first])
+        out.rows = {
+            m: r if m == modality else np.full(len(r), -1, dtype=np.int64)
+            for m, r in out.rows.items()
+        }
+        position = np.full(len(rows), -1, dtype=np.int64)
+        position[present] = np.searchsorted(unique, rows[present])
+        return out, position
+
+    def _take(self, index: np.ndarray) -> PairDataset:
         part = copy.copy(self.__getstate__())
         out = PairDataset.__new__(PairDataset)
         out.__dict__.update(part)
-        out.pairs = self.pairs[keep].reset_index(drop=True)
-        out.rows = {m: r[keep] for m, r in self.rows.items()}
+        out.pairs = self.pairs.iloc[index].reset_index(drop=True)
+        out.rows = {m: r[index] for m, r in self.rows.items()}
         return out
 
     def __getstate__(self) -> dict:

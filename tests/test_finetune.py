@@ -57,6 +57,23 @@ def test_modes_score_the_test_fold_only(store: Path, pretrained: Path, mode: str
     assert 0 <= metrics["auroc"] <= 1
 
 
+def test_prediction_encodes_shared_samples_once(store: Path, pretrained: Path) -> None:  # noqa: F811
+    from mcsp.finetune import Classifier, _predict
+    from mcsp.store import PairDataset, collate_pairs
+    from mcsp.train import load_pretrained
+
+    dataset = PairDataset(store)
+    assert dataset.pairs["fmri_sample"].duplicated().any()  # fMRI samples shared by pairs
+    model = Classifier(load_pretrained(pretrained), 2, ["fmri", "eeg"], ["spatial", "temporal"])
+    model.eval()
+    with torch.no_grad():
+        every_pair = model(collate_pairs([dataset[i] for i in range(len(dataset))]), "cpu")
+    torch.testing.assert_close(_predict(model, dataset, 5, torch.device("cpu")), every_pair)
+    features = _predict(model, dataset, 5, torch.device("cpu"), features=True)
+    assert features.shape == (len(dataset), 2 * MODEL["hidden"])
+    assert _predict(model, dataset.subset(np.zeros(len(dataset), bool)), 5, "cpu").numel() == 0
+
+
 def test_subsets_and_determinism(store: Path, pretrained: Path) -> None:  # noqa: F811
     settings = {**FAST, "mode": "full", "modalities": ["fmri"], "domains": ["spatial"]}
     first = finetune(store, "ASD", 0, seed=3, pretrained=pretrained, settings=settings)

@@ -315,6 +315,23 @@ def test_dataset_reads_lazily(store: tuple[Path, dict]) -> None:
     assert not set(test_fold.pairs["subject"]) & set(train.pairs["subject"])
 
 
+def test_distinct_samples_of_the_pairs(store: tuple[Path, dict]) -> None:
+    out, _ = store
+    ds = PairDataset(out)
+    for modality, other in (("fmri", "eeg"), ("eeg", "fmri")):
+        samples, position = ds.distinct(modality)
+        ids = ds.pairs[f"{modality}_sample"]
+        assert len(samples) == ids[ids != ""].nunique() < len(ds)
+        assert (samples.rows[other] == -1).all() and samples[0][other] is None
+        for i in range(len(ds)):
+            if ids[i] == "":
+                assert position[i] == -1
+            else:  # the pair's own sample, read from the distinct dataset
+                j = position[i]
+                assert samples.pairs.at[j, f"{modality}_sample"] == ids[i]
+                assert torch.equal(samples[j][modality]["temporal"], ds[i][modality]["temporal"])
+
+
 def test_collate_with_workers(store: tuple[Path, dict]) -> None:
     out, _ = store
     ds = PairDataset(out)
