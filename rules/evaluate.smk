@@ -1,6 +1,6 @@
 # Cross-validated evaluation: one job per (experiment, model, task, fold, seed), or with
 # evaluate.batch_folds one job per (experiment, model, task, seed) running every test fold in one
-# process; then one table.
+# process; then one table. Fine-tuning jobs, the long ones, start before the baselines (priority).
 EVAL_OUT = f"{RESULTS}/evaluation/{{experiment}}/{{model}}/{{task}}"
 MCSP_MODELS_RE = "|".join(MCSP_MODEL_NAMES)
 BASELINES_RE = "fc_logreg|fc_svm|bandpower_logreg|eegnet|brainnetcnn"
@@ -19,6 +19,7 @@ if EVALUATE["batch_folds"]:
         wildcard_constraints:
             model=MCSP_MODELS_RE,
             seed=r"\d+",
+        priority: 1
         conda:
             "../workflow/envs/mcsp.yaml"
         threads: 1
@@ -68,6 +69,7 @@ else:
             model=MCSP_MODELS_RE,
             fold=r"\d+",
             seed=r"\d+",
+        priority: 1
         conda:
             "../workflow/envs/mcsp.yaml"
         threads: 1

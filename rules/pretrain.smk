@@ -2,7 +2,9 @@
 # variant (default = the pretrain and model blocks; pretrain.variants) and scope:
 # results/pretrain/<variant>/all on every subject (pretrain.scope all) or
 # results/pretrain/<variant>/fold-K without test fold K's subjects (train_folds). A job killed by a
-# time limit resumes from its checkpoint.pt when rerun.
+# time limit resumes from its checkpoint.pt when rerun. Pretraining heads the longest chain of
+# jobs (pretraining, then fine-tuning), so it runs first among the jobs ready (priority), and the
+# short baselines fill the cores at the end.
 
 
 rule pretrain:
@@ -22,6 +24,7 @@ rule pretrain:
     wildcard_constraints:
         variant="[A-Za-z0-9_]+",
         scope=r"all|fold-\d+",
+    priority: 2
     conda:
         "../workflow/envs/mcsp.yaml"
     threads: 2
