@@ -3,8 +3,9 @@
 # results/pretrain/<variant>/all on every subject (pretrain.scope all) or
 # results/pretrain/<variant>/fold-K without test fold K's subjects (train_folds). A job killed by a
 # time limit resumes from its checkpoint.pt when rerun. Pretraining heads the longest chain of
-# jobs (pretraining, then fine-tuning), so it runs first among the jobs ready (priority), and the
-# short baselines fill the cores at the end.
+# jobs (pretraining, then fine-tuning), so it runs first among the jobs ready, and the short
+# baselines fill the cores at the end: its priority (3) outweighs two fine-tuning jobs (1 each) on
+# its two cores, as Snakemake's scheduler sums the priorities of the jobs it picks.
 
 
 rule pretrain:
@@ -24,7 +25,7 @@ rule pretrain:
     wildcard_constraints:
         variant="[A-Za-z0-9_]+",
         scope=r"all|fold-\d+",
-    priority: 2
+    priority: 3
     conda:
         "../workflow/envs/mcsp.yaml"
     threads: 2
