@@ -19,6 +19,17 @@ include: "rules/evaluate.smk"
 include: "rules/report.smk"
 
 
+# Quick steps that gather small files run inside the Snakemake process itself, not as cluster
+# jobs that each wait in the queue and start a Python of their own: the QC tables, the metrics
+# table, the paper's tables and the report.
+localrules:
+    fmri_qc,
+    eeg_qc,
+    metrics,
+    tables,
+    report,
+
+
 rule all:
     default_target: True
     input:
