@@ -3,11 +3,12 @@
 #
 # For CI / dev boxes (Debian 12, root, no systemd). What it does:
 #   1. apt-installs slurmctld, slurmd, slurm-client and munge if they are missing;
-#   2. writes /etc/slurm/slurm.conf for ONE node (this host, all CPUs, ~85% RAM,
+#   2. writes /etc/slurm/slurm.conf for ONE node (this host, twice its CPUs, ~85% RAM,
 #      partition "debug" = default), no accounting database (no slurmdbd);
 #   3. (re)starts munged, slurmctld and slurmd by hand, waits (<= 30 s) for the
 #      node to become idle, and runs a smoke job (srun hostname).
-# Idempotent: if the cluster already answers with a usable node it only reports.
+# Idempotent: if the cluster already answers with a usable node and this script's slurm.conf, it
+# only reports (another slurm.conf: the daemons are restarted with this one).
 # Stop it with .ci/slurm-down.sh. Logs: /var/log/slurm/{slurmctld,slurmd}.log.
 # NB: no slurmdbd => `sacct` fails; Snakemake needs `slurm-status-command: squeue`.
 set -euo pipefail
@@ -24,10 +25,45 @@ say() { echo "slurm-up: $*"; }
 alive() {  # pid file names a running (non-zombie) process
     [[ -s $1 ]] && [[ $(awk '{print $3}' "/proc/$(cat "$1")/stat" 2>/dev/null) =~ ^[RSD]$ ]]; }
 
+# --- slurm.conf (as this script writes it) -------------------------------------
+# The node offers twice the machine's CPUs (config_overrides lets slurmd accept that): test jobs
+# spend much of their time waiting (one sleeps into its time limit; the others wait on SLURM's
+# start and the status polls), and a waiting job should not keep another job from a free core.
+CPUS=$(( $(nproc) * 2 ))
+MEM=$(awk '/^MemTotal:/ {printf "%d", $2 / 1024 * 0.85}' /proc/meminfo)
+conf_text() {
+    cat <<CONF
+# Written by .ci/slurm-up.sh - single-node test cluster, no accounting DB.
+ClusterName=ci
+SlurmctldHost=$HOST(127.0.0.1)
+SlurmUser=root
+AuthType=auth/munge
+ProctrackType=proctrack/linuxproc
+TaskPlugin=task/none
+JobAcctGatherType=jobacct_gather/none
+AccountingStorageType=accounting_storage/none
+SelectType=select/cons_tres
+SelectTypeParameters=CR_Core_Memory
+DefMemPerCPU=500
+MinJobAge=300
+ReturnToService=2
+MpiDefault=none
+SlurmctldPidFile=$RUN/slurmctld.pid
+SlurmdPidFile=$RUN/slurmd.pid
+StateSaveLocation=$LIB/slurmctld
+SlurmdSpoolDir=$LIB/slurmd
+SlurmctldLogFile=$LOG/slurmctld.log
+SlurmdLogFile=$LOG/slurmd.log
+SlurmdParameters=config_overrides
+NodeName=$HOST NodeAddr=127.0.0.1 CPUs=$CPUS RealMemory=$MEM State=UNKNOWN
+PartitionName=debug Nodes=$HOST Default=YES MaxTime=INFINITE State=UP
+CONF
+}
+
 # --- already up? -------------------------------------------------------------
 # (slurmctld keeps reporting a dead slurmd's node as idle for minutes: check pids too)
 if command -v sinfo >/dev/null && alive $RUN/slurmctld.pid && alive $RUN/slurmd.pid &&
-   munge -n 2>/dev/null | unmunge >/dev/null 2>&1 && usable; then
+   cmp -s <(conf_text) $CONF && munge -n 2>/dev/null | unmunge >/dev/null 2>&1 && usable; then
     say "already running: node $HOST is $(node_state) ($(sinfo -h -o '%P %D %C'))"
     exit 0
 fi
@@ -69,34 +105,8 @@ if ! munge -n 2>/dev/null | unmunge >/dev/null 2>&1; then
 fi
 
 # --- slurm.conf ----------------------------------------------------------------
-CPUS=$(nproc)
-MEM=$(awk '/^MemTotal:/ {printf "%d", $2 / 1024 * 0.85}' /proc/meminfo)
 mkdir -p /etc/slurm $RUN $LIB/slurmctld $LIB/slurmd $LOG
-cat > $CONF <<CONF
-# Written by .ci/slurm-up.sh - single-node test cluster, no accounting DB.
-ClusterName=ci
-SlurmctldHost=$HOST(127.0.0.1)
-SlurmUser=root
-AuthType=auth/munge
-ProctrackType=proctrack/linuxproc
-TaskPlugin=task/none
-JobAcctGatherType=jobacct_gather/none
-AccountingStorageType=accounting_storage/none
-SelectType=select/cons_tres
-SelectTypeParameters=CR_Core_Memory
-DefMemPerCPU=500
-MinJobAge=300
-ReturnToService=2
-MpiDefault=none
-SlurmctldPidFile=$RUN/slurmctld.pid
-SlurmdPidFile=$RUN/slurmd.pid
-StateSaveLocation=$LIB/slurmctld
-SlurmdSpoolDir=$LIB/slurmd
-SlurmctldLogFile=$LOG/slurmctld.log
-SlurmdLogFile=$LOG/slurmd.log
-NodeName=$HOST NodeAddr=127.0.0.1 CPUs=$CPUS RealMemory=$MEM State=UNKNOWN
-PartitionName=debug Nodes=$HOST Default=YES MaxTime=INFINITE State=UP
-CONF
+conf_text > $CONF
 
 # --- start daemons ---------------------------------------------------------------
 slurmctld -i
