@@ -21,8 +21,8 @@ checkpoint cohort_inventory:
         "../workflow/envs/mcsp.yaml"
     threads: 1
     resources:
-        mem_mb=lambda wc, attempt: 2000 * attempt,
-        runtime=lambda wc, attempt: 30 * attempt,
+        mem_mb=per_attempt(2000),
+        runtime=per_attempt(30),
     params:
         strict=CONFIG["strict"],
         # what the confounds check reads (a change reruns the inventory, hence every job)

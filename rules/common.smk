@@ -1,5 +1,6 @@
 # Config validation (once), cohort files, wildcard constraints and input functions.
 import functools
+import inspect
 import sys
 from pathlib import Path
 
@@ -74,6 +75,20 @@ wildcard_constraints:
     run="[0-9]+",
 
 
+def rule_callable(func):
+    """Mark a function that rules call for each job. Snakemake reads such a function's signature
+    every time it calls it (some 200,000 times planning a 5,000-subject cohort); Python's
+    inspect.signature returns ``__signature__`` when a function has one, so it is computed once.
+    """
+    func.__signature__ = inspect.signature(func)
+    return func
+
+
+def per_attempt(amount):
+    """A resource of ``amount`` on a job's first attempt, twice that on its retry, and so on."""
+    return rule_callable(lambda wildcards, attempt: amount * attempt)
+
+
 def one_of(names):
     """A wildcard regex matching exactly ``names`` (nothing when empty)."""
     return "|".join(names) if names else "(?!x)x"
@@ -95,6 +110,18 @@ def bids_root(wildcards):
 def inventory_table(cohort):
     """The cohort inventory TSV; downstream input functions read it through the checkpoint."""
     return checkpoints.cohort_inventory.get(cohort=cohort).output.tsv
+
+
+@rule_callable
+def job_inventory(wildcards):
+    """Input function: the inventory of the job's cohort."""
+    return inventory_table(wildcards.cohort)
+
+
+@rule_callable
+def job_cohort(wildcards):
+    """Params function: the job's cohort settings."""
+    return COHORTS[wildcards.cohort]
 
 
 @functools.lru_cache(maxsize=64)
@@ -225,6 +252,7 @@ def fmriprep_dir(cohort):
     return f"{RESULTS}/{cohort}/fmriprep"
 
 
+@rule_callable
 def fmri_run_input(wildcards):
     """Preprocessed BOLD, confounds (and mask) of a precomputed run, or the subject's fMRIPrep job."""
     row = usable_row(wildcards, "fmri")
@@ -242,6 +270,7 @@ def fmri_figure(cohort, subject):
     return f"{RESULTS}/{cohort}/figures/sub-{subject}_atlas-{ATLAS}_fmri.png"
 
 
+@rule_callable
 def subject_timeseries(wildcards):
     return [
         f"{RESULTS}/{wildcards.cohort}/fmri/{stem}_atlas-{ATLAS}_timeseries.tsv"
@@ -259,11 +288,13 @@ def cohort_timeseries_sidecars(wildcards):
 # --- EEG branch inputs ---
 
 
+@rule_callable
 def eeg_input(wildcards):
     row = usable_row(wildcards, "eeg")
     return {"recording": row["path"]}
 
 
+@rule_callable
 def eeg_settings(wildcards):
     """The config's EEG preprocessing settings plus the cohort's montage (and conditions)."""
     from mcsp.bids import cohort_montage
@@ -276,6 +307,18 @@ def eeg_settings(wildcards):
     ]:  # conditions marked by events (absent: params unchanged)
         settings["conditions"] = cohort["eeg"]["conditions"]
     return settings
+
+
+@rule_callable
+def eeg_aliases(wildcards):
+    """Params function: the cohort's EEG channel aliases."""
+    return COHORTS[wildcards.cohort]["eeg"]["channel_aliases"]
+
+
+@rule_callable
+def fmriprep_space(wildcards):
+    """Params function: the template space of the cohort's fMRIPrep outputs."""
+    return COHORTS[wildcards.cohort]["fmriprep"]["output_space"]
 
 
 def cohort_eeg_sidecars(wildcards):

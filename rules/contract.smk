@@ -28,9 +28,9 @@ if SYNTHETIC_COHORTS:
             "../workflow/envs/mcsp.yaml"
         threads: SYNTH["threads"]
         resources:
-            mem_mb=lambda wc, attempt: 4000 * attempt,
-            runtime=lambda wc, attempt: 60 * attempt,
+            mem_mb=per_attempt(4000),
+            runtime=per_attempt(60),
         params:
-            cohort=lambda wc: COHORTS[wc.cohort],
+            cohort=job_cohort,
         script:
             "../workflow/scripts/synth_contract.py"

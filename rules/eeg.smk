@@ -5,7 +5,7 @@
 rule eeg_clean:
     input:
         unpack(eeg_input),
-        inventory=lambda wc: inventory_table(wc.cohort),
+        inventory=job_inventory,
     output:
         json=f"{RESULTS}/{{cohort}}/eeg/{{stem}}_desc-clean_eeg.json",
         report=report(
@@ -23,13 +23,13 @@ rule eeg_clean:
         "../workflow/envs/mcsp.yaml"
     threads: 1
     resources:
-        mem_mb=lambda wc, attempt: 3000 * attempt,
-        runtime=lambda wc, attempt: 30 * attempt,
+        mem_mb=per_attempt(3000),
+        runtime=per_attempt(30),
     params:
         settings=eeg_settings,
         channels=EEG["channel_set"],
-        aliases=lambda wc: COHORTS[wc.cohort]["eeg"]["channel_aliases"],
-        fif=lambda wc: f"{RESULTS}/{wc.cohort}/eeg/{wc.stem}_desc-clean_eeg.fif",
+        aliases=eeg_aliases,
+        fif=f"{RESULTS}/{{cohort}}/eeg/{{stem}}_desc-clean_eeg.fif",
         strict=CONFIG["strict"],
     script:
         "../workflow/scripts/eeg_clean.py"
@@ -37,7 +37,7 @@ rule eeg_clean:
 
 rule eeg_qc:
     input:
-        inventory=lambda wc: inventory_table(wc.cohort),
+        inventory=job_inventory,
         sidecars=cohort_eeg_sidecars,
     output:
         report(
@@ -54,7 +54,7 @@ rule eeg_qc:
         "../workflow/envs/mcsp.yaml"
     threads: 1
     resources:
-        mem_mb=lambda wc, attempt: 2000 * attempt,
-        runtime=lambda wc, attempt: 30 * attempt,
+        mem_mb=per_attempt(2000),
+        runtime=per_attempt(30),
     script:
         "../workflow/scripts/eeg_qc.py"

@@ -24,8 +24,8 @@ if EVALUATE["batch_folds"]:
             "../workflow/envs/mcsp.yaml"
         threads: 1
         resources:
-            mem_mb=lambda wc, attempt: 4000 * attempt,
-            runtime=lambda wc, attempt: 120 * attempt,
+            mem_mb=per_attempt(4000),
+            runtime=per_attempt(120),
             gpu=1 if CONFIG["use_gpu"] else 0,
         params:
             config=evaluation_job_settings,
@@ -48,8 +48,8 @@ if EVALUATE["batch_folds"]:
             "../workflow/envs/mcsp.yaml"
         threads: 1
         resources:
-            mem_mb=lambda wc, attempt: 4000 * attempt,
-            runtime=lambda wc, attempt: 60 * attempt,
+            mem_mb=per_attempt(4000),
+            runtime=per_attempt(60),
         params:
             config=evaluation_job_settings,
             plan=evaluation_job_plan,
@@ -74,8 +74,8 @@ else:
             "../workflow/envs/mcsp.yaml"
         threads: 1
         resources:
-            mem_mb=lambda wc, attempt: 4000 * attempt,
-            runtime=lambda wc, attempt: 120 * attempt,
+            mem_mb=per_attempt(4000),
+            runtime=per_attempt(120),
             gpu=1 if CONFIG["use_gpu"] else 0,
         params:
             config=evaluation_job_settings,
@@ -99,8 +99,8 @@ else:
             "../workflow/envs/mcsp.yaml"
         threads: 1
         resources:
-            mem_mb=lambda wc, attempt: 4000 * attempt,
-            runtime=lambda wc, attempt: 60 * attempt,
+            mem_mb=per_attempt(4000),
+            runtime=per_attempt(60),
         params:
             config=evaluation_job_settings,
             plan=evaluation_job_plan,

@@ -20,12 +20,12 @@ if FMRIPREP_COHORTS:
             "../workflow/envs/mcsp.yaml"
         threads: 8
         resources:
-            mem_mb=lambda wc, attempt: 32000 * attempt,
-            runtime=lambda wc, attempt: 24 * 60 * attempt,
+            mem_mb=per_attempt(32000),
+            runtime=per_attempt(24 * 60),
         params:
-            cohort=lambda wc: COHORTS[wc.cohort],
-            out_dir=lambda wc: f"{RESULTS}/{wc.cohort}/fmriprep",
-            work_dir=lambda wc: f"{CONFIG['work_dir']}/fmriprep/{wc.cohort}/sub-{wc.subject}",
+            cohort=job_cohort,
+            out_dir=f"{RESULTS}/{{cohort}}/fmriprep",
+            work_dir=f"{CONFIG['work_dir']}/fmriprep/{{cohort}}/sub-{{subject}}",
         script:
             "../workflow/scripts/fmriprep.py"
 
@@ -33,7 +33,7 @@ if FMRIPREP_COHORTS:
 rule fmri_timeseries:
     input:
         unpack(fmri_run_input),
-        inventory=lambda wc: inventory_table(wc.cohort),
+        inventory=job_inventory,
     output:
         tsv=f"{RESULTS}/{{cohort}}/fmri/{{stem}}_atlas-{{atlas}}_timeseries.tsv",
         json=f"{RESULTS}/{{cohort}}/fmri/{{stem}}_atlas-{{atlas}}_timeseries.json",
@@ -47,19 +47,19 @@ rule fmri_timeseries:
         "../workflow/envs/mcsp.yaml"
     threads: 1
     resources:
-        mem_mb=lambda wc, attempt: 4000 * attempt,
-        runtime=lambda wc, attempt: 30 * attempt,
+        mem_mb=per_attempt(4000),
+        runtime=per_attempt(30),
     params:
         settings=FMRI,
         strict=CONFIG["strict"],
-        space=lambda wc: COHORTS[wc.cohort]["fmriprep"]["output_space"],
+        space=fmriprep_space,
     script:
         "../workflow/scripts/fmri_timeseries.py"
 
 
 rule fmri_qc:
     input:
-        inventory=lambda wc: inventory_table(wc.cohort),
+        inventory=job_inventory,
         sidecars=cohort_timeseries_sidecars,
     output:
         report(
@@ -76,8 +76,8 @@ rule fmri_qc:
         "../workflow/envs/mcsp.yaml"
     threads: 1
     resources:
-        mem_mb=lambda wc, attempt: 2000 * attempt,
-        runtime=lambda wc, attempt: 30 * attempt,
+        mem_mb=per_attempt(2000),
+        runtime=per_attempt(30),
     script:
         "../workflow/scripts/fmri_qc.py"
 
@@ -101,8 +101,8 @@ rule fmri_figure:
         "../workflow/envs/mcsp.yaml"
     threads: 1
     resources:
-        mem_mb=lambda wc, attempt: 2000 * attempt,
-        runtime=lambda wc, attempt: 15 * attempt,
+        mem_mb=per_attempt(2000),
+        runtime=per_attempt(15),
     script:
         "../workflow/scripts/fmri_figure.py"
 
@@ -111,7 +111,7 @@ if IMPORTED_COHORTS:
 
     rule import_timeseries:
         input:
-            inventory=lambda wc: inventory_table(wc.cohort),
+            inventory=job_inventory,
         output:
             qc=report(
                 f"{RESULTS}/{{cohort}}/fmri_qc.tsv",
@@ -128,10 +128,10 @@ if IMPORTED_COHORTS:
             "../workflow/envs/mcsp.yaml"
         threads: 2
         resources:
-            mem_mb=lambda wc, attempt: 4000 * attempt,
-            runtime=lambda wc, attempt: 60 * attempt,
+            mem_mb=per_attempt(4000),
+            runtime=per_attempt(60),
         params:
-            cohort=lambda wc: COHORTS[wc.cohort],
+            cohort=job_cohort,
             max_constant_roi_fraction=FMRI["max_constant_roi_fraction"],
         script:
             "../workflow/scripts/import_timeseries.py"

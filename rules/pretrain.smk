@@ -30,8 +30,8 @@ rule pretrain:
         "../workflow/envs/mcsp.yaml"
     threads: 2
     resources:
-        mem_mb=lambda wc, attempt: 8000 * attempt,
-        runtime=lambda wc, attempt: 240 * attempt,
+        mem_mb=per_attempt(8000),
+        runtime=per_attempt(240),
         gpu=1 if CONFIG["use_gpu"] else 0,
     params:
         config=pretrain_params,

@@ -23,8 +23,8 @@ rule store:
         "../workflow/envs/mcsp.yaml"
     threads: 2
     resources:
-        mem_mb=lambda wc, attempt: 4000 * attempt,
-        runtime=lambda wc, attempt: 120 * attempt,
+        mem_mb=per_attempt(4000),
+        runtime=per_attempt(120),
     params:
         config={"cohorts": study_cohorts(), "study": CONFIG["study"]},
     script:

@@ -14,8 +14,8 @@ if SYNTH["activate"]:
             "../workflow/envs/mcsp.yaml"
         threads: SYNTH["threads"]
         resources:
-            mem_mb=lambda wc, attempt: 4000 * attempt,
-            runtime=lambda wc, attempt: 60 * attempt,
+            mem_mb=per_attempt(4000),
+            runtime=per_attempt(60),
         params:
             n_subjects=SYNTH["subjects"],
             seed=SYNTH["seed"],
