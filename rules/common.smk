@@ -398,6 +398,7 @@ def evaluation_jobs():
     return jobs
 
 
+@rule_callable
 def evaluation_job_settings(wildcards):
     """Only the settings this evaluation job uses (mcsp.plan.job_settings)."""
     from mcsp.plan import job_settings
@@ -423,6 +424,7 @@ def pretraining_dirs():
     return names
 
 
+@rule_callable
 def pretrain_params(wildcards):
     """The settings of pretraining ``<variant>/<all|fold-K>`` (mcsp.plan.pretrain_job_config)."""
     from mcsp.plan import pretrain_job_config
@@ -450,11 +452,13 @@ def job_pretrainings(wildcards):
     }
 
 
+@rule_callable
 def evaluation_job_plan(wildcards):
     """The folds an evaluation job runs and the pretrained model of each."""
     return {"folds": job_folds(wildcards), "pretrained": job_pretrainings(wildcards)}
 
 
+@rule_callable
 def finetune_input(wildcards):
     """The store, and the folds' pretrained models unless the model starts from scratch."""
     inputs = {
