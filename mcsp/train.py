@@ -38,12 +38,15 @@ from mcsp.io import write_text
 from mcsp.losses import pretraining_loss
 from mcsp.models import MCSP
 from mcsp.plan import merge
+from mcsp.resident import ResidentPairs, resident_bytes
 from mcsp.store import PairDataset, collate_pairs
 
 log = logging.getLogger(__name__)
 
 SUM_TERMS = ("total", "contrastive", "distillation", "consistency", "reconstruction")
 VALIDATION_STEP = 10**9  # validation batch k is seeded as step VALIDATION_STEP + k
+# resident: auto keeps up to 1 GiB of samples in a CPU job's memory (the pretrain rule asks 8 GB)
+RESIDENT_CPU_MAX_BYTES = 2**30
 
 
 def training_settings(config: Mapping[str, Any]) -> dict[str, Any]:
@@ -289,12 +292,37 @@ def _loader(
     )
 
 
+def use_resident(setting: bool | str, dataset: PairDataset, device: torch.device) -> bool:
+    """Whether a pretraining keeps its samples on the device (``pretrain.resident``): ``auto`` =
+    when they take at most half of a GPU's free memory, or on CPU at most
+    :data:`RESIDENT_CPU_MAX_BYTES`."""
+    if isinstance(setting, bool):
+        return setting
+    if device.type == "cuda":
+        free, _ = torch.cuda.mem_get_info(device)
+        return resident_bytes(dataset) <= free // 2
+    return resident_bytes(dataset) <= RESIDENT_CPU_MAX_BYTES
+
+
+def _batches(
+    dataset: PairDataset,
+    resident: ResidentPairs | None,
+    schedule: list[list[int]],
+    workers: int,
+    seed: int,
+) -> Iterator[dict[str, Any]]:
+    if resident is not None:
+        return resident.batches(schedule)
+    return _loader(dataset, schedule, workers, seed)
+
+
 def _validate(
     model: torch.nn.Module,
     dataset: PairDataset,
     batch_size: int,
     settings: Mapping[str, Any],
     device: torch.device,
+    resident: ResidentPairs | None = None,
 ) -> float | None:
     """Mean validation loss with fixed augmentation seeds (comparable across epochs).
 
@@ -308,7 +336,8 @@ def _validate(
     with torch.no_grad():
         order = np.random.default_rng(settings["seed"]).permutation(len(dataset)).tolist()
         batches = [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
-        for k, batch in enumerate(_loader(dataset, [b for b in batches if len(b) >= 2], 0, 0)):
+        batches = [b for b in batches if len(b) >= 2]
+        for k, batch in enumerate(_batches(dataset, resident, batches, 0, 0)):
             seed = step_seed(settings["seed"], VALIDATION_STEP + k)
             loss, _ = batch_loss(model, batch, settings, device, seed)
             total += float(loss) * len(batch["pair_id"])
@@ -375,6 +404,17 @@ def pretrain(
         dataset.pairs, train_cfg["val_fraction"], train_cfg["seed"]
     )
     train_set, val_set = dataset.subset(train_mask), dataset.subset(val_mask)
+    resident_train = resident_val = None
+    if use_resident(train_cfg["resident"], dataset, device):
+        t = time.perf_counter()
+        resident = ResidentPairs(dataset, device)
+        resident_train, resident_val = resident.subset(train_mask), resident.subset(val_mask)
+        log.info(
+            "%.0f MB of samples on %s in %.1f s: batches are built there",
+            resident_bytes(dataset) / 2**20,
+            device,
+            time.perf_counter() - t,
+        )
     if rank == 0:
         write_subjects(dataset.pairs, val_mask, out_dir / "subjects.tsv")
     shapes = dataset.meta["shapes"]
@@ -479,7 +519,9 @@ def pretrain(
     schedule = schedule[step % per_epoch : step % per_epoch + total_steps - step]
     sums: dict[str, float] = {}
     model.train()
-    for batch in _loader(train_set, schedule, train_cfg["num_workers"], train_cfg["seed"]):
+    for batch in _batches(
+        train_set, resident_train, schedule, train_cfg["num_workers"], train_cfg["seed"]
+    ):
         epoch = step // per_epoch
         loss, parts = batch_loss(
             model, batch, train_cfg, device, step_seed(train_cfg["seed"], step)
@@ -504,7 +546,9 @@ def pretrain(
             lr = scheduler.get_last_lr()[0]
             metrics.write({"step": step, "epoch": epoch, "split": "train", "lr": lr, **parts})
         if step % per_epoch == 0 or step == total_steps:
-            val = _validate(views, val_set, train_cfg["batch_size"], train_cfg, device)
+            val = _validate(
+                views, val_set, train_cfg["batch_size"], train_cfg, device, resident_val
+            )
             score = val if val is not None else sums["total"] / sums["n"]
             sums = {}
             if metrics:
@@ -542,6 +586,7 @@ def pretrain(
         "subjects": int(dataset.pairs[["cohort", "subject"]].drop_duplicates().shape[0]),
         "seconds": round(seconds, 2),
         "pairs_per_s": round(pairs_seen * world / seconds, 1) if seconds > 0 else None,
+        "resident": resident_train is not None,
     }
     if rank == 0:
         _atomic_save(
