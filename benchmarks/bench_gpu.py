@@ -43,14 +43,14 @@ from mcsp.train import (
     training_settings,
 )
 
-MODEL_TABLES = ("store.json", "index.tsv", "pairs.tsv")
+STORE_TABLES = ("store.json", "index.tsv", "pairs.tsv")
 MODES = ["loader", "resident"]
 
 
 def store_like(tables: Path, out: Path, seed: int = 0) -> Path:
     """A store with the tables of ``tables`` and random samples of its shapes."""
     out.mkdir(parents=True)
-    for name in MODEL_TABLES:
+    for name in STORE_TABLES:
         shutil.copy(tables / name, out / name)
     meta = json.loads((tables / "store.json").read_text())
     index = read_store_table(tables, "index")
@@ -108,6 +108,22 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
+def _train_step(
+    views: Views,
+    optimiser: torch.optim.Optimizer,
+    batch: dict[str, Any],
+    settings: dict[str, Any],
+    device: torch.device,
+    step: int,
+) -> None:
+    """One pretraining step as ``mcsp.train.pretrain`` takes it (clipping at 1.0)."""
+    loss, _ = batch_loss(views, batch, settings, device, step_seed(0, step))
+    optimiser.zero_grad(set_to_none=True)
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(views.parameters(), 1.0)
+    optimiser.step()
+
+
 def step_rate(
     store: Path,
     mode: str,
@@ -146,11 +162,7 @@ def step_rate(
             _sync(device)
             t = time.perf_counter()
             monitor.__enter__()
-        loss, _ = batch_loss(views, batch, train_cfg, device, step_seed(0, k))
-        optimiser.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(views.parameters(), 1.0)
-        optimiser.step()
+        _train_step(views, optimiser, batch, train_cfg, device, k)
         if k >= warmup:
             pairs += len(batch["pair_id"])
     _sync(device)
@@ -196,10 +208,7 @@ def profile(store: Path, device: torch.device, path: Path, steps: int = 10) -> N
     activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.type == "cuda" else [])
     with torch_profile(activities=activities) as prof:
         for k, batch in enumerate(resident.batches(schedule)):
-            loss, _ = batch_loss(views, batch, settings["pretrain"], device, step_seed(0, k))
-            optimiser.zero_grad(set_to_none=True)
-            loss.backward()
-            optimiser.step()
+            _train_step(views, optimiser, batch, settings["pretrain"], device, k)
         _sync(device)
     sort = "self_cuda_time_total" if device.type == "cuda" else "self_cpu_time_total"
     tables = [

@@ -87,11 +87,17 @@ def _load_rows(dataset: Any, rows: np.ndarray, device: torch.device) -> Tensor:
     return out
 
 
+def _used_rows(dataset: PairDataset, modality: str) -> np.ndarray:
+    """The store rows of ``modality`` that the dataset's pairs use, sorted, each once."""
+    rows = dataset.rows[modality]
+    return np.unique(rows[rows >= 0])
+
+
 def resident_bytes(dataset: PairDataset) -> int:
     """Bytes the samples a dataset uses take as tensors (edges not counted)."""
     total = 0
     for modality in MODALITIES:
-        used = np.unique(dataset.rows[modality][dataset.rows[modality] >= 0])
+        used = _used_rows(dataset, modality)
         for key, shape in dataset.meta["shapes"].items():
             m, domain = key.split("/")
             if m == modality and (domain != "spatial_window" or dataset.window_views):
@@ -178,7 +184,6 @@ class ResidentPairs:
     """
 
     def __init__(self, dataset: PairDataset, device: torch.device | str) -> None:
-        self.dataset = dataset
         self.device = torch.device(device)
         rule = dataset.meta["study"]["sparsify"]
         h5 = dataset._file()
@@ -186,7 +191,7 @@ class ResidentPairs:
         self.tensors: dict[str, dict[str, Any]] = {}
         for modality in MODALITIES:
             rows = dataset.rows[modality]
-            used = np.unique(rows[rows >= 0])
+            used = _used_rows(dataset, modality)
             self.local[modality] = np.where(rows >= 0, np.searchsorted(used, rows), -1)
             if not len(used):
                 continue
