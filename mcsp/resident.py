@@ -87,21 +87,15 @@ def _load_rows(dataset: Any, rows: np.ndarray, device: torch.device) -> Tensor:
     return out
 
 
-def _used_rows(dataset: PairDataset, modality: str) -> np.ndarray:
-    """The store rows of ``modality`` that the dataset's pairs use, sorted, each once."""
-    rows = dataset.rows[modality]
-    return np.unique(rows[rows >= 0])
-
-
 def resident_bytes(dataset: PairDataset) -> int:
     """Bytes the samples a dataset uses take as tensors (edges not counted)."""
     total = 0
     for modality in MODALITIES:
-        used = _used_rows(dataset, modality)
+        used = len(dataset.distinct(modality)[0])
         for key, shape in dataset.meta["shapes"].items():
             m, domain = key.split("/")
             if m == modality and (domain != "spatial_window" or dataset.window_views):
-                total += len(used) * int(np.prod(shape)) * 4
+                total += used * int(np.prod(shape)) * 4
     return total
 
 
@@ -190,9 +184,9 @@ class ResidentPairs:
         self.local: dict[str, np.ndarray] = {}
         self.tensors: dict[str, dict[str, Any]] = {}
         for modality in MODALITIES:
-            rows = dataset.rows[modality]
-            used = _used_rows(dataset, modality)
-            self.local[modality] = np.where(rows >= 0, np.searchsorted(used, rows), -1)
+            # each distinct sample once, in store order, and each pair's position among them
+            samples, self.local[modality] = dataset.distinct(modality)
+            used = samples.rows[modality]
             if not len(used):
                 continue
             kinds = ["spatial", "temporal", "frequency"]
